@@ -1,0 +1,3 @@
+//! One module per subcommand; each exposes its clap `Args` struct and `run`.
+
+pub mod probe;
