@@ -281,6 +281,11 @@ impl Classifier {
         Self { params, f: Fitter::default(), pts: Vec::new() }
     }
 
+    /// Stabbing sweeps run so far and points swept (a cost measure for benchmarks).
+    pub fn work(&self) -> (u64, u64) {
+        (self.f.sweeps, self.f.swept)
+    }
+
     /// The parameters in use.
     pub fn params(&self) -> &ClassifierParams {
         &self.params
@@ -335,8 +340,7 @@ impl Classifier {
         let n = pts.len();
         let best = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, seed);
         if (1.0 + best.b).abs() <= p.stuck_max_rate {
-            let line = self.f.centre(pts, best);
-            return LineModel { line, class: Class::Stuck, inliers: best.count };
+            return LineModel { line: best, class: Class::Stuck, inliers: best.count };
         }
         let cst = self.f.stab(pts, 0.0);
         let gain = best.count.saturating_sub(cst.count);
@@ -353,8 +357,7 @@ impl Classifier {
         };
         let big_enough = best.b.abs() * 1e6 >= p.drift_min_ppm;
         if big_enough && (gain >= need || ends_only) {
-            let line = self.f.centre(pts, best);
-            return LineModel { line, class: Class::Drifting, inliers: best.count };
+            return LineModel { line: best, class: Class::Drifting, inliers: best.count };
         }
         // A constant offset: the best constant, unless the line is better and only its rate is
         // too small to call (then keep the line's intercept but report rate 0).
@@ -363,6 +366,14 @@ impl Classifier {
         let (lo, hi) = (line.a_lo + line.b * tmid, line.a_hi + line.b * tmid);
         let ok = lo <= p.ok_max_offset_s && hi >= -p.ok_max_offset_s;
         LineModel { line, class: if ok { Class::Ok } else { Class::Offset }, inliers: line.count }
+    }
+
+    /// Centres the slope of a sloped model in its range of equally good slopes (for reporting).
+    fn finish(&mut self, pts: &[Pt], m: LineModel) -> LineModel {
+        match m.class {
+            Class::Drifting | Class::Stuck => LineModel { line: self.f.centre(pts, m.line), ..m },
+            _ => m,
+        }
     }
 
     fn rate_of(m: &LineModel) -> f64 {
@@ -390,6 +401,10 @@ impl Classifier {
             c
         };
         let fits_one = one.inliers >= need;
+        let single = |me: &mut Self| {
+            let m = me.finish(pts, one);
+            single(&m)
+        };
         if fits_one {
             let p = &self.params;
             let smin = p.min_segment_points.max((p.structure_min_frac * n as f64).ceil() as usize);
@@ -399,14 +414,14 @@ impl Classifier {
                 l2.count >= smin
             };
             if !structured {
-                return single(&one);
+                return single(self);
             }
         }
-        if let Some(c) = self.multi(pts, t0, failed) {
+        if let Some(c) = self.multi(pts, t0, failed, one.line) {
             return c;
         }
         if fits_one {
-            return single(&one);
+            return single(self);
         }
         let mut c = Classification::bare(Class::Random, n, failed);
         c.confidence = (1.0 - one.inliers as f64 / n as f64) * size;
@@ -414,7 +429,7 @@ impl Classifier {
     }
 
     /// Load balancer, sawtooth or change; `None` when none explains the series.
-    fn multi(&mut self, pts: &[Pt], t0: f64, failed: usize) -> Option<Classification> {
+    fn multi(&mut self, pts: &[Pt], t0: f64, failed: usize, first: Line) -> Option<Classification> {
         let p = self.params.clone();
         let n = pts.len();
         let tend = pts[n - 1].t;
@@ -425,13 +440,23 @@ impl Classifier {
         let mut label: Vec<Option<usize>> = vec![None; n];
         let mut lines: Vec<Line> = Vec::new();
         let mut rest: Vec<Pt> = Vec::with_capacity(n);
-        for k in 0..p.max_backends {
+        // Cheap pre-test: if the readings the first line explains form blocks in time (far
+        // fewer runs than random alternation), this is no load balancer: skip the search.
+        let inl: Vec<bool> = pts.iter().map(|q| first.stabs(q)).collect();
+        let n_in = inl.iter().filter(|&&x| x).count();
+        let runs1 = 1 + inl.windows(2).filter(|w| w[0] != w[1]).count();
+        let alternating = runs_z(runs1, &[n_in, n - n_in]) >= -p.lb_runs_z;
+        for k in 0..if alternating { p.max_backends } else { 0 } {
             rest.clear();
             rest.extend((0..n).filter(|&i| label[i].is_none()).map(|i| pts[i]));
             if rest.len() < min_b {
                 break;
             }
-            let l = self.f.best_line(&rest, p.ransac_pairs, p.ransac_min_span_frac, 0x1b + k as u64);
+            let l = if k == 0 {
+                first
+            } else {
+                self.f.best_line(&rest, p.ransac_pairs, p.ransac_min_span_frac, 0x1b + k as u64)
+            };
             if l.count < min_b {
                 break;
             }
@@ -471,6 +496,7 @@ impl Classifier {
                 for (gi, &g) in groups.iter().enumerate() {
                     let sub: Vec<Pt> = (0..n).filter(|&i| label[i] == Some(g)).map(|i| pts[i]).collect();
                     let m = self.fit_model(&sub, 0xbac + g as u64);
+                    let m = self.finish(&sub, m);
                     backends.push(Backend {
                         share: counts[gi] as f64 / seq.len() as f64,
                         class: m.class,
@@ -509,6 +535,8 @@ impl Classifier {
         if valid.len() > p.max_segments {
             return None;
         }
+        let models: Vec<LineModel> =
+            valid.iter().zip(models).map(|(q, m)| self.finish(&pts[q.start..q.end], m)).collect();
         let segments: Vec<Segment> = valid
             .iter()
             .zip(&models)

@@ -41,7 +41,9 @@ pub struct Verdict<'a> {
 /// Groups verdicts by (target, method) and compares the offsets of their addresses.
 /// `tol` is the largest difference between offsets of one clock (`name_agree_tol_s`).
 pub fn agreement(verdicts: &[Verdict<'_>], tol: f64) -> Vec<NameAgreement> {
-    let mut by: BTreeMap<(&str, &str), (Vec<&str>, Vec<f64>, usize)> = BTreeMap::new();
+    /// Addresses, offsets, addresses with an offset.
+    type Acc<'a> = (Vec<&'a str>, Vec<f64>, usize);
+    let mut by: BTreeMap<(&str, &str), Acc<'_>> = BTreeMap::new();
     for v in verdicts {
         let e = by.entry((v.target, v.method)).or_default();
         e.0.push(v.address);

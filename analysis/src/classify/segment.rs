@@ -74,6 +74,28 @@ fn fits(line: &Line, pts: &[Pt], p: &ClassifierParams) -> bool {
     miss <= allowed_outliers(p, pts.len())
 }
 
+/// How far from `start` the line `line` explains the points, scanning on from `from`: the
+/// index of the first of `m` consecutive misses, or where the misses would exceed the allowance.
+fn scan(line: &Line, pts: &[Pt], start: usize, from: usize, p: &ClassifierParams) -> usize {
+    let m = p.min_segment_points.max(2);
+    let mut miss = pts[start..from].iter().filter(|q| !line.stabs(q)).count();
+    let mut run = 0usize;
+    let mut end = from;
+    for (j, q) in pts.iter().enumerate().skip(from) {
+        if line.stabs(q) {
+            run = 0;
+            end = j + 1;
+        } else {
+            miss += 1;
+            run += 1;
+            if run >= m || miss > allowed_outliers(p, j + 1 - start) + 1 {
+                break;
+            }
+        }
+    }
+    end
+}
+
 /// Segments `pts` (sorted by time). Stops early and returns `None` when more than `max_pieces`
 /// pieces would be needed (the history is then not a few behaviours one after the other).
 pub fn segment(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, max_pieces: usize) -> Option<Vec<Piece>> {
@@ -96,39 +118,25 @@ pub fn segment(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, max_pieces: usi
             }
             continue;
         }
-        // Grow: reuse the current line while it still fits, refit only when it does not.
-        let check = |f: &mut Fitter, cur: &Line, end: usize| -> Option<Line> {
-            if fits(cur, &pts[i..end], p) {
-                return Some(*cur);
-            }
-            let l = quick_fit(f, &pts[i..end], p, (i * 31 + end) as u64);
-            fits(&l, &pts[i..end], p).then_some(l)
-        };
+        // Grow: extend along the current line up to the first run of `m` misses (or until the
+        // misses exceed the allowance), refit on what was gained, repeat until no progress.
         let (mut good, mut line) = (i + m, first);
-        let mut step = m;
-        let mut bad = n + 1;
-        while good < n {
-            let cand = (good + step).min(n);
-            match check(f, &line, cand) {
-                Some(l) => {
-                    good = cand;
-                    line = l;
-                    step *= 2;
-                }
-                None => {
-                    bad = cand;
-                    break;
-                }
+        loop {
+            let reach = scan(&line, pts, i, good, p);
+            if reach <= good {
+                break;
             }
-        }
-        while bad <= n && bad - good > 1 {
-            let mid = (good + bad) / 2;
-            match check(f, &line, mid) {
-                Some(l) => {
-                    good = mid;
-                    line = l;
-                }
-                None => bad = mid,
+            let l = quick_fit(f, &pts[i..reach], p, (i * 31 + reach) as u64);
+            if fits(&l, &pts[i..reach], p) {
+                line = l;
+                good = reach;
+            } else if fits(&line, &pts[i..reach], p) {
+                good = reach;
+            } else {
+                break;
+            }
+            if good >= n {
+                break;
             }
         }
         pieces.push(Piece { start: i, end: good, line });
@@ -177,9 +185,9 @@ fn refine_boundaries(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, pieces: &
         let mut cost: usize =
             pts[lo..b.end].iter().filter(|q| !b.line.stabs(q)).count() + usize::from(!a.line.stabs(&pts[a.start]));
         let (mut best_s, mut best_cost) = (lo, cost);
-        for s in lo..hi {
+        for (s, q) in pts.iter().enumerate().take(hi).skip(lo) {
             // Move point s from b to a.
-            cost = cost + usize::from(!a.line.stabs(&pts[s])) - usize::from(!b.line.stabs(&pts[s]));
+            cost = cost + usize::from(!a.line.stabs(q)) - usize::from(!b.line.stabs(q));
             // Prefer the split closest to the original when tied.
             let s1 = s + 1;
             if cost < best_cost || (cost == best_cost && s1.abs_diff(b.start) < best_s.abs_diff(b.start)) {

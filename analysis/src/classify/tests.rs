@@ -111,7 +111,7 @@ fn resetting_sawtooth() {
 #[test]
 fn load_balanced_two_backends() {
     // Backend A ok, backend B 30 s behind, alternating irregularly.
-    let pick = |i: usize| (i * 7 + i / 3) % 3 == 0;
+    let pick = |i: usize| (i * 7 + i / 3).is_multiple_of(3);
     let s: Vec<Sample> = ntp(60, 600.0, |_| 0.0)
         .into_iter()
         .enumerate()
@@ -134,7 +134,7 @@ fn two_backends_with_the_same_offset_are_one_machine() {
     let s: Vec<Sample> = ntp(40, 600.0, |_| 12.0)
         .into_iter()
         .enumerate()
-        .map(|(i, s)| if i % 2 == 0 { Sample { lo: s.lo + 0.002, hi: s.hi + 0.002, ..s } } else { s })
+        .map(|(i, s)| if i.is_multiple_of(2) { Sample { lo: s.lo + 0.002, hi: s.hi + 0.002, ..s } } else { s })
         .collect();
     let c = run(&s);
     assert_eq!(c.class, Class::Offset, "{c:?}");
