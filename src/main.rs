@@ -20,12 +20,18 @@ struct Cli {
 enum Command {
     /// Measure the clock of each address of each target once (NTP, HTTP(S) Date).
     Probe(cmd::probe::ProbeArgs),
+    /// Classify clock behaviour per (target, address, method) from probe histories.
+    Classify(cmd::classify::ClassifyArgs),
+    /// Write synthetic probe histories with known behaviour (ground truth) as CSV.
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Classify(args) => cmd::classify::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => code,
