@@ -4,3 +4,4 @@
 
 pub mod ntp;
 pub mod observation;
+pub mod target;
