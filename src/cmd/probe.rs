@@ -57,7 +57,7 @@ pub struct ProbeArgs {
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
-    if !value.is_finite() || value < 0.0 || value > 3600.0 {
+    if !value.is_finite() || !(0.0..=3600.0).contains(&value) {
         bail!("--{name} must be between 0 and 3600 seconds, got {value}");
     }
     Ok(Duration::from_secs_f64(value))
