@@ -5,3 +5,4 @@
 pub mod forecast;
 pub mod ntp;
 pub mod observation;
+pub mod target;
