@@ -8,3 +8,4 @@ pub mod forecast;
 pub mod ntp;
 pub mod observation;
 pub mod simulate;
+pub mod target;

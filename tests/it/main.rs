@@ -1,3 +1,7 @@
-//! The one integration-test binary: drives the real `timeaudit` executable. One module per area.
+//! The one integration-test binary: drives the real `timeaudit` executable against real servers
+//! on loopback (see `support/`). One module per area.
+
+mod support;
 
 mod classify;
+mod probe_ntp;
