@@ -247,9 +247,19 @@ impl Classification {
 /// A single-line model of some points.
 #[derive(Clone, Copy, Debug)]
 struct LineModel {
+    /// The fitted line (intercept where the most intervals overlap).
     line: Line,
+    /// The intercept to report: for a constant, the middle of the near-best range.
+    report_a: f64,
     class: Class,
     inliers: usize,
+}
+
+impl LineModel {
+    /// Offset reported at relative time `t`.
+    fn offset_at(&self, t: f64) -> f64 {
+        self.report_a + self.line.b * t
+    }
 }
 
 /// The classifier: parameters plus reusable scratch space. Cheap to create; reuse one per thread
@@ -323,7 +333,8 @@ impl Classifier {
             c
         } else {
             let c = self.decide(&pts, t0, failed);
-            match (c.class, self.noise_slack(&pts)) {
+            let extra = if c.class == Class::Random { self.noise_slack(&pts) } else { None };
+            match (c.class, extra) {
                 (Class::Random, Some(extra)) => {
                     // Readings noisier than their intervals admit (a jittery clock, timestamps
                     // taken late): widen by the measured noise and decide again.
@@ -373,11 +384,11 @@ impl Classifier {
         let n = pts.len();
         if n == 0 {
             let line = Line { a: 0.0, b: 0.0, a_lo: 0.0, a_hi: 0.0, count: 0 };
-            return LineModel { line, class: Class::Insufficient, inliers: 0 };
+            return LineModel { line, report_a: 0.0, class: Class::Insufficient, inliers: 0 };
         }
         let best = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, seed);
         if (1.0 + best.b).abs() <= p.stuck_max_rate {
-            return LineModel { line: best, class: Class::Stuck, inliers: best.count };
+            return LineModel { line: best, report_a: best.a, class: Class::Stuck, inliers: best.count };
         }
         let cst = self.f.stab(pts, 0.0);
         let gain = best.count.saturating_sub(cst.count);
@@ -394,11 +405,11 @@ impl Classifier {
         };
         let big_enough = best.b.abs() * 1e6 >= p.drift_min_ppm;
         if big_enough && (gain >= need || ends_only) {
-            return LineModel { line: best, class: Class::Drifting, inliers: best.count };
+            return LineModel { line: best, report_a: best.a, class: Class::Drifting, inliers: best.count };
         }
         // A constant offset: the best constant, unless the line is better and only its rate is
         // too small to call (then keep the line's intercept but report rate 0).
-        let mut line = if !big_enough && best.count > cst.count { best } else { cst };
+        let line = if !big_enough && best.count > cst.count { best } else { cst };
         // The offsets nearly as consistent as the best (all but `offset_range_frac` of the
         // readings it explains): with probes that always hit the same phase of the server's
         // second (cron starts on whole seconds) a one-second `Date` pins the offset only to
@@ -408,17 +419,20 @@ impl Classifier {
             .f
             .depth_range(pts, line.b, line.count.saturating_sub(slack_count).max(1))
             .unwrap_or((line.a_lo, line.a_hi));
-        line.a = 0.5 * (lo + hi);
+        let report_a = 0.5 * (lo + hi);
         let tmid = 0.5 * (pts[0].t + pts[n - 1].t);
         let (lo, hi) = (lo + line.b * tmid, hi + line.b * tmid);
         let ok = lo <= p.ok_max_offset_s && hi >= -p.ok_max_offset_s;
-        LineModel { line, class: if ok { Class::Ok } else { Class::Offset }, inliers: line.count }
+        LineModel { line, report_a, class: if ok { Class::Ok } else { Class::Offset }, inliers: line.count }
     }
 
     /// Centres the slope of a sloped model in its range of equally good slopes (for reporting).
     fn finish(&mut self, pts: &[Pt], m: LineModel) -> LineModel {
         match m.class {
-            Class::Drifting | Class::Stuck => LineModel { line: self.f.centre(pts, m.line), ..m },
+            Class::Drifting | Class::Stuck => {
+                let line = self.f.centre(pts, m.line);
+                LineModel { line, report_a: line.a, ..m }
+            }
             _ => m,
         }
     }
@@ -439,9 +453,9 @@ impl Classifier {
         let single = |m: &LineModel| {
             let mut c = Classification::bare(m.class, n, failed);
             c.offset_s = Some(if m.class == Class::Ok || m.class == Class::Offset {
-                m.line.at(0.5 * tend)
+                m.offset_at(0.5 * tend)
             } else {
-                m.line.at(tend)
+                m.offset_at(tend)
             });
             c.rate_ppm = Some(Self::rate_of(m));
             c.confidence = m.inliers as f64 / n as f64 * size;
@@ -557,7 +571,7 @@ impl Classifier {
                     backends.push(Backend {
                         share: counts[gi] as f64 / seq.len() as f64,
                         class: m.class,
-                        offset_s: m.line.at(tend),
+                        offset_s: m.offset_at(tend),
                         rate_ppm: Self::rate_of(&m),
                     });
                 }
@@ -601,7 +615,7 @@ impl Classifier {
                 start: t0 + pts[q.start].t,
                 end: t0 + pts[q.end - 1].t,
                 class: m.class,
-                offset_s: m.line.at(pts[q.end - 1].t),
+                offset_s: m.offset_at(pts[q.end - 1].t),
                 rate_ppm: Self::rate_of(m),
                 n: q.len(),
             })

@@ -65,6 +65,26 @@ fn fits(line: &Line, pts: &[Pt], p: &ClassifierParams) -> bool {
     miss <= allowed_outliers(p, pts.len()) && trailing < p.min_segment_points.max(2)
 }
 
+/// A cheap necessary condition for one line through every interval of `w`: the ranges of
+/// slopes allowed by each pair of neighbours (and by the two ends) must overlap.
+fn slopes_compatible(w: &[Pt]) -> bool {
+    let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut pair = |a: &Pt, b: &Pt| {
+        let dt = b.t - a.t;
+        if dt > 0.0 {
+            lo = lo.max((b.lo - a.hi) / dt);
+            hi = hi.min((b.hi - a.lo) / dt);
+        }
+    };
+    for k in 1..w.len() {
+        pair(&w[k - 1], &w[k]);
+    }
+    if let (Some(a), Some(b)) = (w.first(), w.last()) {
+        pair(a, b);
+    }
+    lo <= hi
+}
+
 /// How far from `start` the line `line` explains the points, scanning on from `from`: the
 /// index of the first of `m` consecutive misses, or where the misses would exceed the allowance.
 fn scan(line: &Line, pts: &[Pt], start: usize, from: usize, p: &ClassifierParams) -> usize {
@@ -100,21 +120,27 @@ pub fn segment(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, max_pieces: usi
         if n - i < m {
             break;
         }
-        let first = quick_fit(f, &pts[i..i + m], p, i as u64);
-        if !fits(&first, &pts[i..i + m], p) {
+        let window = &pts[i..i + m];
+        let first = if slopes_compatible(window) { Some(quick_fit(f, window, p, i as u64)) } else { None };
+        let Some(first) = first.filter(|l| fits(l, window, p)) else {
             i += 1;
             junk += 1;
             if junk > max_junk {
                 return None;
             }
             continue;
-        }
+        };
         // Grow: extend along the current line up to the first run of `m` misses (or until the
         // misses exceed the allowance), refit on what was gained, repeat until no progress.
         let (mut good, mut line) = (i + m, first);
-        loop {
+        // Every round makes progress; the bound is a guard (doubling reaches any n in 64).
+        for _ in 0..128 {
             let mut reach = scan(&line, pts, i, good, p);
             if reach <= good {
+                if good - i >= 8 * m {
+                    // A long piece has a well-determined line: it really ends here.
+                    break;
+                }
                 // The line from a short stretch may be wrong (a flat step of a staircase of
                 // one-second readings): try a fresh fit over twice the stretch before stopping.
                 reach = (good + (good - i).max(m)).min(n);
