@@ -42,6 +42,9 @@ pub struct SimulateArgs {
     /// Path asymmetry (outbound share of the RTT in 0.5 ± asymmetry/2).
     #[arg(long, default_value_t = 0.6)]
     pub asymmetry: f64,
+    /// Gaussian jitter of the remote clock (σ, seconds).
+    #[arg(long, default_value_t = 0.001)]
+    pub clock_jitter: f64,
     /// Probability of an outlier reply.
     #[arg(long, default_value_t = 0.01)]
     pub outlier_prob: f64,
@@ -79,6 +82,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             bail!("--{name} {v}: must be between 0 and 1");
         }
     }
+    if !(args.clock_jitter >= 0.0 && args.clock_jitter.is_finite()) {
+        bail!("--clock-jitter {}: must be a finite number >= 0", args.clock_jitter);
+    }
     if !(args.mean_interval > 0.0 && args.rtt_median > 0.0) {
         bail!("--mean-interval and --rtt-median must be positive");
     }
@@ -86,6 +92,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         mean_interval_s: args.mean_interval,
         rtt_median_s: args.rtt_median,
         asymmetry: args.asymmetry,
+        clock_jitter_s: args.clock_jitter,
         outlier_prob: args.outlier_prob,
         stale_prob: args.stale_prob,
         fail_prob: args.fail_prob,

@@ -210,13 +210,20 @@ impl Fitter {
     /// is refined by Theil–Sen over its inliers and a local search, then centred in its range of
     /// equally good slopes. Ties go to the earlier candidate (0, then −1): simpler models win.
     pub fn best_line(&mut self, pts: &[Pt], pairs: usize, min_span_frac: f64, seed: u64) -> Line {
+        self.best_line_until(pts, pairs, min_span_frac, seed, pts.len())
+    }
+
+    /// [`Fitter::best_line`] that stops searching as soon as a line stabs `enough` intervals
+    /// (for yes/no questions such as "does one line explain this stretch").
+    pub fn best_line_until(&mut self, pts: &[Pt], pairs: usize, min_span_frac: f64, seed: u64, enough: usize) -> Line {
         let n = pts.len();
+        let enough = enough.clamp(1, n.max(1));
         if n == 0 {
             return self.stab(pts, 0.0);
         }
         let span = pts[n - 1].t - pts[0].t;
         let mut best = self.stab(pts, 0.0);
-        if best.count == n || span <= 0.0 {
+        if best.count >= enough || span <= 0.0 {
             return best;
         }
         let consider = |f: &mut Fitter, b: f64, best: &mut Line| {
@@ -255,12 +262,12 @@ impl Fitter {
         let mut draws = 0;
         // Adaptive RANSAC stop: enough pairs to have drawn two inliers of the best line so far
         // with probability 0.999 (a clean series stops after a few pairs, a mix uses them all).
-        let enough = |count: usize| -> usize {
+        let trials_needed = |count: usize| -> usize {
             let w = count as f64 / n as f64;
             let p_pair = (w * w).clamp(1e-9, 1.0 - 1e-12);
             ((0.001f64).ln() / (1.0 - p_pair).ln()).ceil().max(3.0) as usize
         };
-        while tried < pairs.min(enough(best.count)) && draws < pairs * 4 {
+        while tried < pairs.min(trials_needed(best.count)) && draws < pairs * 4 {
             draws += 1;
             let i = rng.below(n);
             let j = rng.below(n);
@@ -270,15 +277,15 @@ impl Fitter {
             }
             tried += 1;
             consider(self, (pts[j].mid() - pts[i].mid()) / dt, &mut best);
-            if best.count == n {
-                break;
+            if best.count >= enough {
+                return best;
             }
         }
-        self.refine(pts, best, span)
+        self.refine(pts, best, span, enough)
     }
 
     /// Improves a line: Theil–Sen over its inliers, then a local slope search.
-    pub fn refine(&mut self, pts: &[Pt], mut best: Line, span: f64) -> Line {
+    pub fn refine(&mut self, pts: &[Pt], mut best: Line, span: f64, enough: usize) -> Line {
         if span <= 0.0 || best.count < 2 {
             return best;
         }
@@ -293,7 +300,7 @@ impl Fitter {
             }
         }
         self.sub = sub;
-        if best.count == pts.len() {
+        if best.count >= enough {
             return best;
         }
         // Local search on the slope, steps from "one typical interval width over the span".
@@ -308,6 +315,9 @@ impl Fitter {
                 best = down;
             } else {
                 step *= 0.5;
+            }
+            if best.count >= enough {
+                break;
             }
         }
         best

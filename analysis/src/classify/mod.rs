@@ -269,6 +269,8 @@ pub struct Classifier {
     params: ClassifierParams,
     f: Fitter,
     pts: Vec<Pt>,
+    /// The best single line of the series being classified (reused by the noise retry).
+    last_best: Option<Line>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -288,7 +290,7 @@ pub fn timezone_suspect(offset_s: f64, tol: f64) -> bool {
 impl Classifier {
     /// A classifier with these parameters (call [`ClassifierParams::validate`] first on user input).
     pub fn new(params: ClassifierParams) -> Self {
-        Self { params, f: Fitter::default(), pts: Vec::new() }
+        Self { params, f: Fitter::default(), pts: Vec::new(), last_best: None }
     }
 
     /// Stabbing sweeps run so far and points swept (a cost measure for benchmarks).
@@ -308,6 +310,7 @@ impl Classifier {
     /// Classifies one series. `failed` is the number of probes that got no answer.
     pub fn classify(&mut self, samples: &[Sample], failed: usize) -> Classification {
         let p = self.params.clone();
+        self.last_best = None;
         // Non-finite readings are failed probes; inverted intervals are turned round.
         let usable = samples.iter().filter(|s| s.t.is_finite() && s.lo.is_finite() && s.hi.is_finite());
         let mut sorted: Vec<Sample> =
@@ -365,7 +368,10 @@ impl Classifier {
         if p.max_noise_s <= 0.0 {
             return None;
         }
-        let l = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, 0x0153);
+        let l = match self.last_best {
+            Some(l) => l,
+            None => self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, 0x0153),
+        };
         let mut r: Vec<f64> = pts.iter().map(|q| (q.mid() - l.at(q.t)).abs()).collect();
         let k = ((0.3 * r.len() as f64).ceil() as usize).clamp(1, r.len()) - 1;
         let q30 = *r.select_nth_unstable_by(k, f64::total_cmp).1;
@@ -387,6 +393,13 @@ impl Classifier {
             return LineModel { line, report_a: 0.0, class: Class::Insufficient, inliers: 0 };
         }
         let best = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, seed);
+        self.model_of(pts, best)
+    }
+
+    /// Names the behaviour of `pts` given the best line through them (non-empty `pts`).
+    fn model_of(&mut self, pts: &[Pt], best: Line) -> LineModel {
+        let p = &self.params;
+        let n = pts.len();
         if (1.0 + best.b).abs() <= p.stuck_max_rate {
             return LineModel { line: best, report_a: best.a, class: Class::Stuck, inliers: best.count };
         }
@@ -450,6 +463,7 @@ impl Classifier {
         let need = self.need(n);
         let size = self.size_factor(n);
         let one = self.fit_model(pts, 0x5eed);
+        self.last_best = Some(one.line);
         let single = |m: &LineModel| {
             let mut c = Classification::bare(m.class, n, failed);
             c.offset_s = Some(if m.class == Class::Ok || m.class == Class::Offset {
@@ -471,7 +485,7 @@ impl Classifier {
             let smin = p.min_segment_points.max((p.structure_min_frac * n as f64).ceil() as usize);
             let outl: Vec<Pt> = pts.iter().filter(|q| !one.line.stabs(q)).copied().collect();
             let structured = outl.len() >= smin && {
-                let l2 = self.f.best_line(&outl, p.ransac_pairs, p.ransac_min_span_frac, 0xb0b);
+                let l2 = self.f.best_line_until(&outl, p.ransac_pairs, p.ransac_min_span_frac, 0xb0b, smin);
                 l2.count >= smin
             };
             if !structured {
@@ -506,7 +520,7 @@ impl Classifier {
         let inl: Vec<bool> = pts.iter().map(|q| first.stabs(q)).collect();
         let n_in = inl.iter().filter(|&&x| x).count();
         let runs1 = 1 + inl.windows(2).filter(|w| w[0] != w[1]).count();
-        let alternating = runs_z(runs1, &[n_in, n - n_in]) >= -p.lb_runs_z;
+        let alternating = first.count >= min_b && runs_z(runs1, &[n_in, n - n_in]) >= -p.lb_runs_z;
         for k in 0..if alternating { p.max_backends } else { 0 } {
             rest.clear();
             rest.extend((0..n).filter(|&i| label[i].is_none()).map(|i| pts[i]));
@@ -592,8 +606,15 @@ impl Classifier {
         if valid.len() < 2 || inl < need {
             return None;
         }
-        let models: Vec<LineModel> =
-            valid.iter().enumerate().map(|(k, q)| self.fit_model(&pts[q.start..q.end], 0x5e9 + k as u64)).collect();
+        let models: Vec<LineModel> = valid
+            .iter()
+            .map(|q| {
+                // The piece's own line already is a robust fit: re-anchor it on the piece.
+                let piece = &pts[q.start..q.end];
+                let l = self.f.stab(piece, q.line.b);
+                self.model_of(piece, l)
+            })
+            .collect();
         if let Some((resets, period, rate)) = self.sawtooth(pts, &valid, &models) {
             let mut c = Classification::bare(Class::Resetting, n, failed);
             c.resets = Some(resets);

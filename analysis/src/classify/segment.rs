@@ -44,16 +44,9 @@ pub fn allowed_outliers(p: &ClassifierParams, len: usize) -> usize {
 fn quick_fit(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, seed: u64) -> Line {
     let pairs = (p.ransac_pairs / 2).max(4);
     let n = pts.len();
-    let span = pts[n - 1].t - pts[0].t;
-    let mut best = f.stab(pts, 0.0);
-    if best.count == n || span <= 0.0 {
-        return best;
-    }
-    let l = f.best_line(pts, pairs, p.ransac_min_span_frac, seed);
-    if l.count > best.count {
-        best = l;
-    }
-    best
+    // Stop at the first line good enough to call the stretch one piece.
+    let enough = n - allowed_outliers(p, n);
+    f.best_line_until(pts, pairs, p.ransac_min_span_frac, seed, enough)
 }
 
 /// Whether `line` explains `pts` as one piece: few misses, and the piece does not end in a run
@@ -175,7 +168,7 @@ pub fn segment(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, max_pieces: usi
         i = good;
     }
     merge_neighbours(f, pts, p, &mut pieces);
-    refine_boundaries(f, pts, p, &mut pieces);
+    refine_boundaries(f, pts, &mut pieces);
     Some(pieces)
 }
 
@@ -202,7 +195,7 @@ fn merge_neighbours(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, pieces: &m
 
 /// Moves each boundary between neighbouring pieces to where the two lines together miss the
 /// fewest intervals, then refits both lines.
-fn refine_boundaries(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, pieces: &mut [Piece]) {
+fn refine_boundaries(f: &mut Fitter, pts: &[Pt], pieces: &mut [Piece]) {
     for k in 0..pieces.len().saturating_sub(1) {
         let (a, b) = (pieces[k], pieces[k + 1]);
         let lo = a.start + 1;
@@ -227,10 +220,9 @@ fn refine_boundaries(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, pieces: &
         if best_s != b.start && best_s - a.start >= 2 && b.end - best_s >= 2 {
             pieces[k].end = best_s;
             pieces[k + 1].start = best_s;
-            let la = quick_fit(f, &pts[a.start..best_s], p, 7);
-            let lb = quick_fit(f, &pts[best_s..b.end], p, 11);
-            pieces[k].line = la;
-            pieces[k + 1].line = lb;
+            // A shift of a few points leaves the slopes: re-anchor the intercepts only.
+            pieces[k].line = f.stab(&pts[a.start..best_s], a.line.b);
+            pieces[k + 1].line = f.stab(&pts[best_s..b.end], b.line.b);
         }
     }
 }
