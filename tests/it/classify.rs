@@ -199,3 +199,65 @@ fn db_input_is_reported_unavailable() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not available in this build yet"));
 }
+
+/// The end-to-end path with real servers: four chronyd on loopback under libfaketime (right,
+/// 37.25 s ahead, running 1 % fast, nearly stopped), probed once a second by separate
+/// `timeaudit probe` runs (as cron would), the answers exported as CSV, then classified.
+#[test]
+fn probe_history_of_faked_chronyd_servers_is_classified() {
+    use crate::support::chrony::Chrony;
+    use crate::support::{json_lines, net, timeaudit};
+    let (addrs, port) = net::endpoints(4, false);
+    let specs = ["+0", "+37.25", "+5 x1.01", "@2020-01-01 00:00:00 x0.001"];
+    let servers: Vec<Chrony> = addrs.iter().zip(specs).map(|(a, s)| Chrony::start(*a, port, s)).collect();
+    let urls: Vec<String> = servers.iter().map(Chrony::url).collect();
+    let mut csv = String::from("target,address,method,t_send,t_recv,offset,offset_lo,offset_hi,delay,error\n");
+    let num = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |x| x.to_string());
+    let probes = 12;
+    for k in 0..probes {
+        let mut args = vec!["probe", "--format", "json", "--timeout", "1", "--interval", "0.1"];
+        args.extend(urls.iter().map(String::as_str));
+        let out = timeaudit(&args);
+        let rows = json_lines(&out.stdout);
+        assert_eq!(rows.len(), 4, "probe run {k}: {}", String::from_utf8_lossy(&out.stderr));
+        for r in rows {
+            csv += &format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                r["target"].as_str().unwrap(),
+                r["address"].as_str().unwrap(),
+                r["method"].as_str().unwrap(),
+                num(&r["t_send"]),
+                num(&r["t_recv"]),
+                num(&r["offset"]),
+                num(&r["offset_lo"]),
+                num(&r["offset_hi"]),
+                num(&r["delay"]),
+                r["error"].as_str().unwrap_or("")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    let dir = tmp("e2e");
+    let input = dir.join("history.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let out = stdout(&run(&["classify", "--input", input.to_str().unwrap(), "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let by_addr = |a: &std::net::Ipv4Addr| -> serde_json::Value {
+        v["series"].as_array().unwrap().iter().find(|s| s["address"] == a.to_string()).cloned().unwrap()
+    };
+    let right = by_addr(&addrs[0]);
+    assert_eq!(right["class"], "ok", "{right}\n{csv}");
+    assert_eq!(right["n"], probes);
+    let ahead = by_addr(&addrs[1]);
+    assert_eq!(ahead["class"], "offset", "{ahead}");
+    // FAKETIME +37.25: chronyd's offsets of seconds are exact to ~30 µs.
+    assert!((ahead["offset_s"].as_f64().unwrap() - 37.25).abs() < 0.003, "{ahead}");
+    let fast = by_addr(&addrs[2]);
+    assert_eq!(fast["class"], "drifting", "{fast}");
+    // x1.01: the clock gains 10,000 ppm.
+    assert!((fast["rate_ppm"].as_f64().unwrap() - 10_000.0).abs() < 500.0, "{fast}");
+    let stopped = by_addr(&addrs[3]);
+    assert_eq!(stopped["class"], "stuck", "{stopped}");
+    // x0.001: rate 0.001, i.e. -999,000 ppm.
+    assert!((stopped["rate_ppm"].as_f64().unwrap() + 999_000.0).abs() < 5_000.0, "{stopped}");
+}
