@@ -179,7 +179,16 @@ fn merge_neighbours(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, pieces: &m
     while k + 1 < pieces.len() {
         let (a, b) = (pieces[k], pieces[k + 1]);
         let range = &pts[a.start..b.end];
+        // Only short pieces are worth a refit (a long piece stopped growing for a reason),
+        // and neighbours whose lines meet at the boundary (one behaviour split by junk).
+        let tb = pts[b.start].t;
+        let w = pts[b.start].width().max(pts[a.end - 1].width());
+        let short =
+            a.len().min(b.len()) < 4 * p.min_segment_points.max(2) || (a.line.at(tb) - b.line.at(tb)).abs() <= 3.0 * w;
         let joined = [a.line, b.line].into_iter().find(|l| fits(l, range, p)).or_else(|| {
+            if !short {
+                return None;
+            }
             let l = quick_fit(f, range, p, (a.start * 17 + b.end) as u64);
             fits(&l, range, p).then_some(l)
         });
