@@ -7,6 +7,7 @@
 pub mod chrony;
 pub mod dns;
 pub mod net;
+pub mod ntp_responder;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
