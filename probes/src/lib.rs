@@ -1,1 +1,3 @@
-//! probes
+//! Probes: everything in timeaudit that touches sockets, files and the clock.
+
+pub mod http;
