@@ -6,3 +6,4 @@ pub mod certinfo;
 pub mod httpdate;
 pub mod ntp;
 pub mod observation;
+pub mod target;
