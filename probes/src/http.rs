@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use timeaudit_analysis::certinfo::{self, Validity};
 use timeaudit_analysis::httpdate::{self, DateReading};
-use timeaudit_analysis::observation::{Method, Observation};
+use timeaudit_analysis::observation::{ErrorKind, Method, Observation};
 
 /// Default time limit of one HTTP exchange (connect, TLS, headers).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,6 +140,7 @@ impl AuditingVerifier {
         // even on expired certificates; the validity itself is judged separately.
         let now_s = now.as_secs() as i64;
         let mut chain_time = now;
+        let mut self_issued = false;
         match certinfo::parse(end_entity) {
             Ok(info) => {
                 match info.validity_at(now_s) {
@@ -149,40 +150,36 @@ impl AuditingVerifier {
                 }
                 let t = now_s.clamp(info.not_before, info.not_after).max(0);
                 chain_time = UnixTime::since_unix_epoch(Duration::from_secs(t as u64));
+                self_issued = info.self_issued;
             }
-            Err(e) => problems.push(format!("bad_certificate:{e}")),
+            Err(_) => problems.push("bad_certificate".to_string()),
         }
-        let algs = self.provider.signature_verification_algorithms.all;
         let chain = rustls::client::verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &self.roots,
             intermediates,
             chain_time,
-            algs,
+            self.provider.signature_verification_algorithms.all,
         );
         if let Err(e) = chain {
-            match e {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
-                    let mut own = RootCertStore::empty();
-                    let self_signed = own.add(end_entity.clone()).is_ok()
-                        && rustls::client::verify_server_cert_signed_by_trust_anchor(
-                            &parsed,
-                            &own,
-                            &[],
-                            chain_time,
-                            algs,
-                        )
-                        .is_ok();
-                    problems.push(if self_signed { "self_signed" } else { "unknown_issuer" }.into());
-                }
-                rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
-                ) => problems.push("expired".into()),
-                rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::NotValidYet | rustls::CertificateError::NotValidYetContext { .. },
-                ) => problems.push("not_yet_valid".into()),
-                other => problems.push(format!("invalid:{other}")),
-            }
+            use rustls::CertificateError as C;
+            // An untrusted certificate whose issuer is its own subject is self-signed, whatever
+            // webpki tripped on first (a self-signed CA certificate used as end entity, say).
+            let problem = match e {
+                _ if self_issued => "self_signed",
+                rustls::Error::InvalidCertificate(c) => match c {
+                    C::UnknownIssuer => "unknown_issuer",
+                    C::Expired | C::ExpiredContext { .. } => "expired",
+                    C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+                    C::BadSignature => "bad_signature",
+                    C::Revoked => "revoked",
+                    C::NotValidForName | C::NotValidForNameContext { .. } => "name_mismatch",
+                    C::InvalidPurpose | C::InvalidPurposeContext { .. } => "invalid_purpose",
+                    _ => "invalid",
+                },
+                _ => "invalid",
+            };
+            problems.push(problem.to_string());
         }
         if rustls::client::verify_server_name(&parsed, server_name).is_err() {
             problems.push("name_mismatch".into());
@@ -235,49 +232,43 @@ impl ServerCertVerifier for AuditingVerifier {
 /// A failed exchange: the error kind of the observation and a detail for logs.
 #[derive(Debug)]
 struct Failure {
-    kind: &'static str,
+    kind: ErrorKind,
 }
 
 /// Classifies a reqwest error into the observation's error kinds.
-fn classify(err: &reqwest::Error) -> &'static str {
+fn classify(err: &reqwest::Error) -> ErrorKind {
     if err.is_timeout() {
-        return "timeout";
+        return ErrorKind::Timeout;
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = err.source();
     while let Some(e) = src {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "refused",
-                std::io::ErrorKind::TimedOut => return "timeout",
+                std::io::ErrorKind::ConnectionRefused => return ErrorKind::Refused,
+                std::io::ErrorKind::TimedOut => return ErrorKind::Timeout,
                 std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                    return "reset";
+                    return ErrorKind::BadReply;
                 }
                 _ => {}
             }
             if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                return "tls";
+                return ErrorKind::Tls;
             }
         }
         if e.is::<rustls::Error>() {
-            return "tls";
+            return ErrorKind::Tls;
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_parse() || h.is_parse_status() {
-                return "bad_reply";
+                return ErrorKind::BadReply;
             }
             if h.is_incomplete_message() {
-                return "closed";
+                return ErrorKind::BadReply;
             }
         }
         src = e.source();
     }
-    if err.is_connect() {
-        "connect"
-    } else if err.is_decode() || err.is_body() {
-        "bad_reply"
-    } else {
-        "http"
-    }
+    if err.is_connect() { ErrorKind::Io } else { ErrorKind::BadReply }
 }
 
 /// One timed exchange and the headers that matter.
@@ -304,7 +295,7 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 impl Prober {
-    fn new(t: &HttpTarget, opts: &HttpOptions) -> Result<Self, &'static str> {
+    fn new(t: &HttpTarget, opts: &HttpOptions) -> Result<Self, ErrorKind> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         // reqwest (feature rustls-no-provider) panics when it needs the process-wide provider
         // and none is installed; installing twice is harmless (Err means one is there).
@@ -312,7 +303,7 @@ impl Prober {
         let verifier = Arc::new(AuditingVerifier::new(system_roots(), provider.clone()));
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|_| "tls")?
+            .map_err(|_| ErrorKind::Tls)?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
@@ -334,7 +325,7 @@ impl Prober {
         if host_in_url.parse::<IpAddr>().is_err() && !host_in_url.starts_with('[') {
             builder = builder.resolve(&host_in_url, SocketAddr::new(t.addr, t.port));
         }
-        let client = builder.build().map_err(|_| "tls")?;
+        let client = builder.build().map_err(|_| ErrorKind::Tls)?;
         let scheme = if t.https { "https" } else { "http" };
         let path = if t.path.starts_with('/') { t.path.clone() } else { format!("/{}", t.path) };
         let nonce = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -366,7 +357,7 @@ impl Prober {
             .header("Cache-Control", "no-cache")
             .header("Pragma", "no-cache")
             .build()
-            .map_err(|_| Failure { kind: "bad_target" })?;
+            .map_err(|_| Failure { kind: ErrorKind::Io })?;
         let t_send = self.clock.now();
         let resp = self.client.execute(req).await;
         let t_recv = self.clock.now();
@@ -439,13 +430,13 @@ pub async fn probe(t: &HttpTarget, opts: &HttpOptions) -> Observation {
     }
     obs.date = header_str(&first.headers, "date");
     let Some(raw_date) = obs.date.clone() else {
-        obs.error = Some("no_date".into());
+        obs.error = Some(if first.status >= 400 { ErrorKind::HttpStatus } else { ErrorKind::NoDate }.to_string());
         return obs;
     };
     let date = match httpdate::parse_http_date(&raw_date) {
         Ok(d) => d,
         Err(_) => {
-            obs.error = Some("bad_date".into());
+            obs.error = Some(ErrorKind::BadDate.to_string());
             return obs;
         }
     };
@@ -454,12 +445,16 @@ pub async fn probe(t: &HttpTarget, opts: &HttpOptions) -> Observation {
         refine(&mut prober, &mut readings, &mut obs, n).await;
     }
     if let Some(narrowed) = httpdate::narrow(&readings) {
-        obs.offset_lo = Some(narrowed.interval.lo);
-        obs.offset_hi = Some(narrowed.interval.hi);
-        obs.offset = Some(narrowed.interval.mid());
-    }
-    if first.status >= 400 {
-        obs.error = Some("http_status".into());
+        // Readings that contradict each other mean the remote clock does not run at our rate
+        // (stuck, stepped): the bisection's premise fails, so keep only the last reading's own
+        // interval, which holds for the clock as it was during that exchange.
+        let interval = match readings.last() {
+            Some(last) if !narrowed.consistent => last.interval(),
+            _ => narrowed.interval,
+        };
+        obs.offset_lo = Some(interval.lo);
+        obs.offset_hi = Some(interval.hi);
+        obs.offset = Some(interval.mid());
     }
     obs
 }
