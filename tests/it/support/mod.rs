@@ -9,6 +9,7 @@ pub mod chrony;
 pub mod dns;
 pub mod net;
 pub mod nginx;
+pub mod ntp_responder;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
