@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or reads the clock: time and bytes are passed in.
 
 pub mod certinfo;
+pub mod forecast;
 pub mod httpdate;
 pub mod ntp;
 pub mod observation;
