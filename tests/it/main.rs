@@ -4,4 +4,5 @@
 mod support;
 
 mod classify;
+mod probe_http;
 mod probe_ntp;
