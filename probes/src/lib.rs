@@ -1,1 +1,3 @@
 //! probes
+pub mod config_files;
+pub mod control;
