@@ -7,3 +7,4 @@ pub mod fleet;
 pub mod ntp;
 pub mod observation;
 pub mod severity;
+pub mod target;

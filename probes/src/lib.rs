@@ -1,3 +1,9 @@
-//! probes
+//! Everything in timeaudit that touches sockets, files and the clock: the system clock, the
+//! resolver, the NTP client and the per-address probe entry point.
+
+pub mod clock;
+pub mod ntp_client;
+pub mod probe;
+pub mod resolve;
 pub mod config_files;
 pub mod control;
