@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 some targets/inputs failed, 2 usage or fatal error).
 
 mod cmd;
+mod hierarchy_svg;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,12 +19,15 @@ struct Cli {
 enum Command {
     /// Measure the clock of each address of each target once (NTP, HTTP(S) Date).
     Probe(cmd::probe::ProbeArgs),
+    /// Audit a fleet of NTP servers (hierarchy, health, exposure) and lint chrony.conf / ntp.conf.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => code,

@@ -157,10 +157,23 @@ pub fn unsynchronised_reason(o: &Observation) -> Option<String> {
     {
         return Some(format!("kiss code {code}"));
     }
+    // chronyd and ntpd send stratum 0 when unsynchronised, keeping their old refid: a "kiss
+    // code" that is not 1–4 ASCII letters or digits is such a reply, not a Kiss-o'-Death.
+    if let Some(code) = o.error.as_deref().and_then(|e| e.strip_prefix("kod:"))
+        && !is_kiss_code(code)
+    {
+        return Some(format!("stratum 0 without a kiss code (refid {code})"));
+    }
     if o.error.as_deref() == Some("unsynchronized") {
         return Some("server reports it is unsynchronised".into());
     }
     None
+}
+
+/// Whether `code` looks like a kiss code (RFC 5905 §7.4: four ASCII characters, in practice
+/// upper-case letters and digits, possibly shorter and NUL-padded).
+fn is_kiss_code(code: &str) -> bool {
+    (1..=4).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Upstream addresses named by refids that were not queried yet: what to query next when
@@ -350,7 +363,10 @@ pub fn audit(
         }
     }
 
-    spof(&nodes, &upstream_of, &in_cycle, by_addr.keys().map(String::as_str).collect(), params, &mut findings);
+    // Unsynchronised servers are reported as such, not as single points of failure.
+    let mut excluded = in_cycle.clone();
+    excluded.extend(observations.iter().filter(|o| unsynchronised_reason(o).is_some()).map(|o| o.address.clone()));
+    spof(&nodes, &upstream_of, &excluded, by_addr.keys().map(String::as_str).collect(), params, &mut findings);
     exposure(control, &mut findings);
 
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.server.cmp(&b.server)).then(a.code.cmp(b.code)));
@@ -429,19 +445,17 @@ fn server_health(o: &Observation, params: &FleetParams) -> Option<Vec<FleetFindi
     if let Some(dist) = root_distance(o)
         && dist > params.max_root_distance
     {
-        {
-            out.push(finding(
-                Severity::Warning,
-                "root_distance",
-                &o.address,
-                format!("root distance {dist:.3} s is over {} s", params.max_root_distance),
-                [
-                    ("root_delay", format!("{:.6}", o.root_delay.unwrap_or(0.0))),
-                    ("root_dispersion", format!("{:.6}", o.root_dispersion.unwrap_or(0.0))),
-                    ("root_distance", format!("{dist:.6}")),
-                ],
-            ));
-        }
+        out.push(finding(
+            Severity::Warning,
+            "root_distance",
+            &o.address,
+            format!("root distance {dist:.3} s is over {} s", params.max_root_distance),
+            [
+                ("root_delay", format!("{:.6}", o.root_delay.unwrap_or(0.0))),
+                ("root_dispersion", format!("{:.6}", o.root_dispersion.unwrap_or(0.0))),
+                ("root_distance", format!("{dist:.6}")),
+            ],
+        ));
     }
     if out.is_empty() { None } else { Some(out) }
 }

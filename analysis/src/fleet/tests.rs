@@ -253,3 +253,22 @@ fn dot_output() {
 "
     );
 }
+
+#[test]
+fn stratum_zero_with_an_address_refid_is_unsynchronised_not_kod() {
+    // What chronyd sends when a loop pushed it to stratum 16: stratum 0 and its old refid
+    // 127.0.8.11, which a client reads as a "kiss code" of four non-ASCII bytes.
+    let mut o = healthy();
+    o[3] = Observation {
+        stratum: None,
+        refid: None,
+        offset: None,
+        error: Some("kod:\\x7f\\x00\\x08\\x0b".into()),
+        ..obs("127.0.8.4", 3, "")
+    };
+    // Server 5 now synchronises from 4: 4 is unsynchronised, not a single point of failure.
+    o[4] = obs("127.0.8.5", 4, "127.0.8.4");
+    let r = run(&o);
+    assert_eq!(codes(&r), vec![("127.0.8.4", Severity::Critical, "unsynchronised")]);
+    assert_eq!(r.findings[0].message, "not synchronised: stratum 0 without a kiss code (refid \\x7f\\x00\\x08\\x0b)");
+}
