@@ -2,8 +2,8 @@
 //! resolver, the NTP client and the per-address probe entry point.
 
 pub mod clock;
+pub mod config_files;
+pub mod control;
 pub mod ntp_client;
 pub mod probe;
 pub mod resolve;
-pub mod config_files;
-pub mod control;
