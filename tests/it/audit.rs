@@ -1,0 +1,371 @@
+//! `timeaudit audit` against real NTP servers on loopback: a chronyd hierarchy (a stratum 1 fed
+//! by a reference clock, two masters, two clients) healthy and with one planted fault each (a
+//! loop, a stale master, a single upstream, a master bent 60 s by libfaketime); NTPsec's ntpd for
+//! mode 6; our own responder for mode 7; config lint of the committed fixtures. Each test has
+//! its own addresses (127.0.8.x) and port.
+
+use crate::support::chrony_fleet::{Chronyd, Refclock, TestDir, refclock_line, server_line};
+use crate::support::mode7::{MONLIST_DATAGRAMS, MONLIST_ITEM_SIZE, MONLIST_ITEMS, Mode7Responder};
+use crate::support::ntpsec::Ntpd;
+use serde_json::Value;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_timeaudit");
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 8, last)
+}
+
+/// Runs `timeaudit audit ARGS --format json`; returns (exit code, document).
+fn audit_cmd(mut cmd: Command, args: &[String]) -> (i32, Value) {
+    let out = cmd
+        .arg("audit")
+        .args(args)
+        .args(["--format", "json", "--samples", "1", "--timeout", "0.5"])
+        .output()
+        .expect("cannot run timeaudit");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("audit output is not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn audit(args: &[String]) -> (i32, Value) {
+    audit_cmd(Command::new(BIN), args)
+}
+
+fn targets(port: u16, lasts: &[u8]) -> Vec<String> {
+    lasts.iter().map(|l| format!("{}:{port}", ip(*l))).collect()
+}
+
+/// (server, code) of every finding.
+fn findings(doc: &Value) -> Vec<(String, String)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["server"].as_str().unwrap().to_string(), f["code"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// (address, stratum) of every node, in address order.
+fn strata(doc: &Value) -> Vec<(String, Option<u64>)> {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["address"].as_str().unwrap().to_string(), n["stratum"].as_u64()))
+        .collect()
+}
+
+fn edges(doc: &Value) -> Vec<(String, String)> {
+    doc["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["from"].as_str().unwrap().to_string(), e["to"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Audits until `ready` accepts the document or `limit` passes (servers need a few seconds to
+/// synchronise); returns the accepted document or panics with the last one and `logs`.
+fn audit_until(
+    args: &[String],
+    limit: Duration,
+    ready: impl Fn(&Value) -> bool,
+    logs: &dyn Fn() -> String,
+) -> (i32, Value) {
+    let start = Instant::now();
+    loop {
+        let (code, doc) = audit(args);
+        if ready(&doc) {
+            return (code, doc);
+        }
+        if start.elapsed() > limit {
+            panic!("fleet never reached the expected state; last audit: {doc:#}\n{}", logs());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn s(a: Ipv4Addr) -> String {
+    a.to_string()
+}
+
+/// A five-server hierarchy: .{b+1} stratum 1 on a reference clock; .{b+2} and .{b+3} masters;
+/// .{b+4} client of .{b+2}; .{b+5} client of `client2_upstream`. `master2_upstream` and
+/// `client2_upstream` pick the planted shape; `bent` puts master 1 under FAKETIME.
+struct Hierarchy {
+    servers: Vec<Chronyd>,
+    refclock: Refclock,
+    _bent_refclock: Option<Refclock>,
+    port: u16,
+    base: u8,
+}
+
+impl Hierarchy {
+    fn start(name: &str, base: u8, port: u16, master2_upstream: u8) -> Hierarchy {
+        let root = Chronyd::start(&format!("{name}-root"), ip(base + 1), port, &[refclock_line()], None);
+        let refclock = Refclock::start(root.refclock_socket());
+        let m1 = Chronyd::start(&format!("{name}-m1"), ip(base + 2), port, &[server_line(ip(base + 1), port)], None);
+        Self::finish(name, base, port, master2_upstream, root, refclock, m1, None)
+    }
+
+    /// Master 1 runs on its own reference clock under FAKETIME `bend` (`shift` seconds): a
+    /// master whose clock is wrong and which trusts it.
+    fn start_bent(name: &str, base: u8, port: u16, bend: &str, shift: f64) -> Hierarchy {
+        let root = Chronyd::start(&format!("{name}-root"), ip(base + 1), port, &[refclock_line()], None);
+        let refclock = Refclock::start(root.refclock_socket());
+        let m1 = Chronyd::start(&format!("{name}-m1"), ip(base + 2), port, &[refclock_line()], Some(bend));
+        let bent = Refclock::start_shifted(m1.refclock_socket(), shift);
+        Self::finish(name, base, port, base + 1, root, refclock, m1, Some(bent))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        name: &str,
+        base: u8,
+        port: u16,
+        master2_upstream: u8,
+        root: Chronyd,
+        refclock: Refclock,
+        m1: Chronyd,
+        bent: Option<Refclock>,
+    ) -> Hierarchy {
+        let m2 =
+            Chronyd::start(&format!("{name}-m2"), ip(base + 3), port, &[server_line(ip(master2_upstream), port)], None);
+        let c1 = Chronyd::start(&format!("{name}-c1"), ip(base + 4), port, &[server_line(ip(base + 2), port)], None);
+        let c2 = Chronyd::start(&format!("{name}-c2"), ip(base + 5), port, &[server_line(ip(base + 3), port)], None);
+        Hierarchy { servers: vec![root, m1, m2, c1, c2], refclock, _bent_refclock: bent, port, base }
+    }
+
+    fn all(&self) -> Vec<String> {
+        targets(self.port, &[self.base + 1, self.base + 2, self.base + 3, self.base + 4, self.base + 5])
+    }
+
+    fn logs(&self) -> String {
+        self.servers.iter().map(|c| format!("--- chronyd {}:\n{}", c.addr, c.log())).collect()
+    }
+
+    /// Whether every server reports the expected stratum (so everything has synchronised).
+    fn settled(&self, doc: &Value, expected: &[u64; 5]) -> bool {
+        let got = strata(doc);
+        (0..5).all(|i| got.iter().any(|(a, st)| *a == s(ip(self.base + 1 + i as u8)) && *st == Some(expected[i])))
+    }
+}
+
+#[test]
+fn audit_healthy_hierarchy_walked_from_the_clients_has_no_findings() {
+    let h = Hierarchy::start("audit-healthy", 0, 24201, 1);
+    let dir = TestDir::new("audit-healthy-out");
+    let dot = dir.0.join("fleet.dot");
+    let svg = dir.0.join("fleet.svg");
+    // Only the two clients are listed: the masters and the stratum 1 are found by walking refids.
+    let mut args = targets(h.port, &[4, 5]);
+    args.extend(["--hops".into(), "2".into(), "--dot".into(), dot.display().to_string(), "--svg".into()]);
+    args.push(svg.display().to_string());
+    let (code, doc) = audit_until(&args, Duration::from_secs(40), |d| h.settled(d, &[1, 2, 2, 3, 3]), &|| h.logs());
+    assert_eq!(findings(&doc), vec![], "{doc:#}");
+    assert_eq!(code, 0);
+    assert_eq!(
+        edges(&doc),
+        vec![(s(ip(2)), s(ip(1))), (s(ip(3)), s(ip(1))), (s(ip(4)), s(ip(2))), (s(ip(5)), s(ip(3)))]
+    );
+    assert_eq!(doc["nodes"][0]["upstream"]["reference"], "GPS");
+    assert_eq!(doc["servers"].as_array().unwrap().len(), 5);
+    let dot = std::fs::read_to_string(&dot).unwrap();
+    for (from, to) in [(2, 1), (3, 1), (4, 2), (5, 3)] {
+        assert_eq!(dot.matches(&format!("  \"{}\" -> \"{}\";\n", ip(from), ip(to))).count(), 1, "{dot}");
+    }
+    assert_eq!(dot.matches(" -> ").count(), 5, "four server edges and the reference clock: {dot}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert_eq!(svg.matches("<rect").count(), 1 + 5 * 2, "background plus two rectangles per server");
+    assert_eq!(svg.matches("<polygon").count(), 4, "one arrow head per edge");
+}
+
+#[test]
+fn audit_single_upstream_is_a_single_point_of_failure() {
+    // Master 2 follows master 1 instead of the stratum 1 (seed 000's variant).
+    let h = Hierarchy::start("audit-spof", 10, 24202, 12);
+    let (code, doc) = audit_until(&h.all(), Duration::from_secs(40), |d| h.settled(d, &[1, 2, 3, 3, 4]), &|| h.logs());
+    assert_eq!(findings(&doc), vec![(s(ip(12)), "single_point_of_failure".to_string())], "{doc:#}");
+    assert_eq!(doc["findings"][0]["evidence"]["dependents"], format!("{},{},{}", ip(13), ip(14), ip(15)));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_master_bent_sixty_seconds_is_off_the_majority() {
+    // chronyd -x serves time corrected by what it measured, so a master that synchronises from a
+    // good server cannot stay bent: the bent master is a stratum 1 trusting its own wrong clock
+    // (libfaketime -60 s, reference clock in that time), and its client follows it.
+    let h = Hierarchy::start_bent("audit-bent", 30, 24204, "-60s", -60.0);
+    let (code, doc) = audit_until(&h.all(), Duration::from_secs(40), |d| h.settled(d, &[1, 1, 2, 2, 3]), &|| h.logs());
+    assert_eq!(findings(&doc), vec![(s(ip(32)), "offset".to_string()), (s(ip(34)), "offset".to_string())], "{doc:#}");
+    for f in 0..2 {
+        let offset: f64 = doc["findings"][f]["evidence"]["offset"].as_str().unwrap().parse().unwrap();
+        assert!((offset + 60.0).abs() < 0.01, "60 s behind, measured {offset}");
+    }
+    let majority = doc["majority_offset"].as_f64().unwrap();
+    assert!(majority.abs() < 0.01, "the three good servers are the majority: {majority}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_stale_master_keeps_serving_an_old_reference() {
+    let mut h = Hierarchy::start("audit-stale", 20, 24203, 21);
+    let mut args = h.all();
+    args.extend(["--stale-after".into(), "8".into()]);
+    let (_, doc) = audit_until(&args, Duration::from_secs(40), |d| h.settled(d, &[1, 2, 2, 3, 3]), &|| h.logs());
+    assert_eq!(findings(&doc), vec![], "{doc:#}");
+    // The reference clock of the stratum 1 goes silent; chronyd keeps serving as stratum 1 with
+    // its last reference time, and its downstream keep synchronising from it.
+    h.refclock.stop();
+    let (code, doc) = audit_until(
+        &args,
+        Duration::from_secs(40),
+        |d| !findings(d).is_empty() && h.settled(d, &[1, 2, 2, 3, 3]),
+        &|| h.logs(),
+    );
+    assert_eq!(findings(&doc), vec![(s(ip(21)), "stale_reference".to_string())], "{doc:#}");
+    let age: f64 = doc["findings"][0]["evidence"]["reference_age"].as_str().unwrap().parse().unwrap();
+    assert!(age > 8.0 && age < 20.0, "age {age}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_finds_a_synchronisation_loop() {
+    // A falls back on its local clock at stratum 3 until C answers; B follows A, C follows B, A
+    // then follows C: a loop whose strata count up to 16 and start again.
+    let port = 24205;
+    let a = Chronyd::start(
+        "audit-loop-a",
+        ip(41),
+        port,
+        &["local stratum 3".into(), format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(43))],
+        None,
+    );
+    let b = Chronyd::start(
+        "audit-loop-b",
+        ip(42),
+        port,
+        &[format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(41))],
+        None,
+    );
+    let c = Chronyd::start(
+        "audit-loop-c",
+        ip(43),
+        port,
+        &[format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(42))],
+        None,
+    );
+    let logs = || [&a, &b, &c].iter().map(|c| c.log()).collect::<String>();
+    let (code, doc) = audit_until(
+        &targets(port, &[41, 42, 43]),
+        Duration::from_secs(40),
+        |d| findings(d).iter().any(|(_, code)| code == "loop"),
+        &logs,
+    );
+    assert_eq!(findings(&doc), vec![(s(ip(41)), "loop".to_string())], "{doc:#}");
+    assert_eq!(
+        doc["findings"][0]["message"],
+        format!("synchronisation loop: {} -> {} -> {} -> {}", ip(41), ip(43), ip(42), ip(41))
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
+    let conf = "driftfile $DIR/ntp.drift\ndisable ntp\ndisable kernel\n\
+                restrict default kod nomodify nopeer limited\nrestrict 127.0.0.1\n";
+    let ntpd = Ntpd::start("audit-ntpsec", conf);
+    let conf_path = ntpd.conf_path().display().to_string();
+    let args: Vec<String> = vec!["127.0.0.1".into(), "--control".into(), "--config".into(), conf_path.clone()];
+    let start = Instant::now();
+    let (code, doc) = loop {
+        let (code, doc) = audit_cmd(ntpd.command_in_netns(BIN), &args);
+        if doc["control"][0]["mode6_answered"] == true || start.elapsed() > Duration::from_secs(20) {
+            break (code, doc);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // ntpd without sources is unsynchronised; it answers mode 6 to the auditing host (NTPsec only
+    // did so here with an explicit `restrict 127.0.0.1`; with `restrict default` alone it
+    // stayed silent), and never mode 7 (NTPsec removed it).
+    assert_eq!(
+        findings(&doc),
+        vec![("127.0.0.1".into(), "unsynchronised".into()), ("127.0.0.1".into(), "mode6_exposed".into())],
+        "{doc:#}\n{}",
+        ntpd.log()
+    );
+    let control = &doc["control"][0];
+    assert!(control["system"]["version"].as_str().unwrap().starts_with("ntpd ntpsec-1.2.2"), "{control:#}");
+    assert_eq!(control["mode7_answered"], false);
+    assert_eq!(doc["findings"][1]["evidence"]["request"], "READVAR");
+    let config: Vec<(String, String)> = doc["config_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["code"].as_str().unwrap().into(), f["line"].to_string()))
+        .collect();
+    assert_eq!(
+        config,
+        vec![("few_sources".to_string(), "null".to_string()), ("restrict_default_query".to_string(), "4".to_string()),]
+    );
+    assert_eq!(code, 1);
+
+    // Without --control nothing but mode 3 is sent: no control section, no exposure finding.
+    let (_, doc) = audit_cmd(ntpd.command_in_netns(BIN), &["127.0.0.1".to_string()]);
+    assert_eq!(findings(&doc), vec![("127.0.0.1".into(), "unsynchronised".into())]);
+    assert_eq!(doc["control"], serde_json::json!([]));
+}
+
+#[test]
+fn audit_control_finds_a_monlist_responder() {
+    let addr = SocketAddr::from((ip(61), 24206));
+    let _responder = Mode7Responder::start(addr);
+    let (code, doc) = audit(&[addr.to_string(), "--control".into(), "--hops".into(), "0".into()]);
+    assert_eq!(findings(&doc), vec![(s(ip(61)), "mode7_exposed".to_string())], "{doc:#}");
+    let ev = &doc["findings"][0]["evidence"];
+    // Each datagram: 8-byte header + 6 entries of 72 bytes; the request is ntpdc's 48 bytes.
+    let per_datagram = 8 + usize::from(MONLIST_ITEMS) * usize::from(MONLIST_ITEM_SIZE);
+    assert_eq!(per_datagram, 440);
+    assert_eq!(ev["response_bytes"], (MONLIST_DATAGRAMS * per_datagram).to_string());
+    assert_eq!(ev["request_bytes"], "48");
+    assert_eq!(ev["amplification"], "27.5");
+    assert_eq!(ev["detail"], "3 datagrams, 18 monlist entries");
+    assert_eq!(doc["control"][0]["mode6_answered"], false);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_config_lint_of_the_fixtures() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
+    let out = Command::new(BIN)
+        .args(["audit", "--config", &format!("{dir}/seed000-host.chrony.conf"), "--config"])
+        .arg(format!("{dir}/debian-ntpsec-ntp.conf"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let f = format!("{dir}/seed000-host.chrony.conf");
+    assert_eq!(
+        text,
+        format!(
+            "Configuration findings:\n\
+             {f}:2: warning few_sources: only 2 usable sources (master-1, master-2): a single failure or false ticker cannot be outvoted\n    \
+             fix: configure at least 4 independent sources (servers on different upstreams, or a pool)\n\
+             {f}: warning no_makestep: no `makestep`: a clock that starts far off is slewed for hours or days instead of stepped\n    \
+             fix: add `makestep 1 3` (step at most in the first three updates when off by more than 1 s)\n\
+             {f}: warning no_driftfile: no `driftfile`: the frequency error is relearned after every restart\n    \
+             fix: add `driftfile /var/lib/chrony/chrony.drift`\n"
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // A missing file is a clear error naming it.
+    let out = Command::new(BIN).args(["audit", "--config", "/nonexistent/chrony.conf"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read configuration /nonexistent/chrony.conf"));
+}

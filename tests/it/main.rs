@@ -1,0 +1,4 @@
+//! The integration tests: one binary, one module per area, real servers on loopback.
+
+mod audit;
+mod support;
