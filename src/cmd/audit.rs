@@ -18,6 +18,9 @@ use timeaudit_probes::control::{self, ControlOptions, Mode6Report};
 use timeaudit_probes::probe::{ProbeOptions, probe_address};
 use timeaudit_probes::resolve::Resolver;
 
+/// Pause between the time queries and the control queries of `--control`.
+const CONTROL_PAUSE: Duration = Duration::from_secs(2);
+
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -199,7 +202,8 @@ async fn query_fleet(
     let opts = ProbeOptions {
         timeout: Duration::from_secs_f64(args.timeout),
         samples: args.samples.max(1),
-        interval: Duration::from_millis(250),
+        // ntpd's `discard minimum` is 2 s: faster samples from one host earn a RATE kiss.
+        interval: Duration::from_secs(2),
     };
     let needs_dns = targets.iter().any(|t| matches!(t.host, Host::Name(_)));
     let resolver = if needs_dns { Some(Resolver::new(args.dns_server)?) } else { None };
@@ -257,6 +261,9 @@ async fn query_fleet(
     let mut probes = Vec::new();
     let mut details = Vec::new();
     if args.control {
+        // Servers with `restrict ... limited` drop a control query that follows a time query from
+        // the same host within their minimum interval (2 s).
+        tokio::time::sleep(CONTROL_PAUSE).await;
         let copts = ControlOptions { timeout: Duration::from_secs_f64(args.timeout), ..ControlOptions::default() };
         for (t, a) in &listed {
             let sa = SocketAddr::new(*a, t.port_for(Method::Ntp));

@@ -282,6 +282,7 @@ fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
     let conf = "driftfile $DIR/ntp.drift\ndisable ntp\ndisable kernel\n\
                 restrict default kod nomodify nopeer limited\nrestrict 127.0.0.1\n";
     let ntpd = Ntpd::start("audit-ntpsec", conf);
+    ntpd.wait_ready(Duration::from_secs(10));
     let conf_path = ntpd.conf_path().display().to_string();
     let args: Vec<String> = vec!["127.0.0.1".into(), "--control".into(), "--config".into(), conf_path.clone()];
     let start = Instant::now();

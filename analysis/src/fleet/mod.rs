@@ -253,21 +253,38 @@ pub fn audit(
         if let Some(f) = server_health(o, params) {
             findings.extend(f);
         } else if let Some(off) = o.offset {
-            synced_offsets.push((o.address.as_str(), off));
+            synced_offsets.push((o.address.as_str(), off, o.delay.unwrap_or(0.0).max(0.0)));
+        }
+    }
+
+    // A silent server that others synchronise from works for them: the auditing host is
+    // probably filtered (port 123 blocked), which is worth a warning, not an alarm.
+    for f in findings.iter_mut().filter(|f| f.code == "silent") {
+        let dependents: Vec<&str> = edges.iter().filter(|e| e.to == f.server).map(|e| e.from.as_str()).collect();
+        if !dependents.is_empty() {
+            f.severity = Severity::Warning;
+            f.message = format!(
+                "{}, though {} server(s) synchronise from it: filtered from the auditing host?",
+                f.message,
+                dependents.len()
+            );
+            f.evidence.insert("dependents", dependents.join(","));
         }
     }
 
     // Offsets against the majority (median of the synchronised servers).
     let majority_offset = (synced_offsets.len() >= params.min_servers_for_majority).then(|| {
-        let mut v: Vec<f64> = synced_offsets.iter().map(|(_, o)| *o).collect();
+        let mut v: Vec<f64> = synced_offsets.iter().map(|(_, o, _)| *o).collect();
         v.sort_by(f64::total_cmp);
         let n = v.len();
         if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
     });
     if let Some(median) = majority_offset {
-        for (addr, off) in &synced_offsets {
+        for (addr, off, delay) in &synced_offsets {
             let diff = off - median;
-            if diff.abs() > params.max_offset_from_majority {
+            // The true offset lies within ± delay/2 of the estimate: flag only when the whole
+            // interval is beyond the tolerance (a slow reply must not look like a bad clock).
+            if diff.abs() - delay / 2.0 > params.max_offset_from_majority {
                 findings.push(finding(
                     Severity::Critical,
                     "offset",
@@ -275,6 +292,7 @@ pub fn audit(
                     format!("clock is {diff:+.3} s from the fleet's majority"),
                     [
                         ("offset", format!("{off:.6}")),
+                        ("delay", format!("{delay:.6}")),
                         ("majority_offset", format!("{median:.6}")),
                         ("threshold", format!("{}", params.max_offset_from_majority)),
                     ],

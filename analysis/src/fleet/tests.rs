@@ -108,6 +108,13 @@ fn master_bent_sixty_seconds_is_off_the_majority() {
     let r = run(&o);
     assert_eq!(codes(&r), vec![("127.0.8.2", Severity::Critical, "offset")]);
     assert_eq!(r.findings[0].message, "clock is -60.001 s from the fleet's majority");
+    // 0.3 s off with a 0.5 s round trip: the interval reaches within the tolerance, no finding.
+    let mut o = healthy();
+    o[1].offset = Some(0.3);
+    o[1].delay = Some(0.5);
+    assert_eq!(codes(&run(&o)), vec![]);
+    o[1].delay = Some(0.2);
+    assert_eq!(codes(&run(&o)), vec![("127.0.8.2", Severity::Critical, "offset")]);
 }
 
 #[test]
@@ -271,4 +278,22 @@ fn stratum_zero_with_an_address_refid_is_unsynchronised_not_kod() {
     let r = run(&o);
     assert_eq!(codes(&r), vec![("127.0.8.4", Severity::Critical, "unsynchronised")]);
     assert_eq!(r.findings[0].message, "not synchronised: stratum 0 without a kiss code (refid \\x7f\\x00\\x08\\x0b)");
+}
+
+#[test]
+fn silent_upstream_with_dependents_is_a_warning() {
+    let mut o = healthy();
+    o[0] = Observation {
+        stratum: None,
+        refid: None,
+        offset: None,
+        error: Some("timeout".into()),
+        ..obs("127.0.8.1", 1, "")
+    };
+    let r = run(&o);
+    assert_eq!(codes(&r), vec![("127.0.8.1", Severity::Warning, "silent")]);
+    assert_eq!(
+        r.findings[0].message,
+        "no answer to an NTP query (timeout), though 2 server(s) synchronise from it: filtered from the auditing host?"
+    );
 }

@@ -58,6 +58,17 @@ impl Ntpd {
         Ntpd { child, dir }
     }
 
+    /// Waits until ntpd listens (its log says so), at most `limit`.
+    pub fn wait_ready(&self, limit: std::time::Duration) {
+        let start = std::time::Instant::now();
+        while !self.log().contains("Listen normally on") {
+            if start.elapsed() > limit {
+                panic!("ntpd did not start listening within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Path of its configuration file.
     pub fn conf_path(&self) -> PathBuf {
         self.dir.0.join("ntp.conf")
