@@ -3,6 +3,8 @@
 
 mod cmd;
 mod hierarchy_svg;
+#[allow(dead_code)] // its callers (export, pcap --out-dir, report) arrive with their subcommands
+mod tables;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 
 pub mod config_lint;
 pub mod fleet;
+pub mod forecast;
 pub mod ntp;
 pub mod observation;
 pub mod severity;

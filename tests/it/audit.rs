@@ -2,21 +2,19 @@
 //! by a reference clock, two masters, two clients) healthy and with one planted fault each (a
 //! loop, a stale master, a single upstream, a master bent 60 s by libfaketime); NTPsec's ntpd for
 //! mode 6; our own responder for mode 7; config lint of the committed fixtures. Each test has
-//! its own addresses (127.0.8.x) and port.
+//! its own loopback addresses and port (support::net).
 
-use crate::support::chrony_fleet::{Chronyd, Refclock, TestDir, refclock_line, server_line};
+use crate::support::TestDir;
+use crate::support::chrony_fleet::{Chronyd, Refclock, refclock_line, server_line};
 use crate::support::mode7::{MONLIST_DATAGRAMS, MONLIST_ITEM_SIZE, MONLIST_ITEMS, Mode7Responder};
+use crate::support::net::{endpoint, endpoints};
 use crate::support::ntpsec::Ntpd;
 use serde_json::Value;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_timeaudit");
-
-fn ip(last: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 8, last)
-}
 
 /// Runs `timeaudit audit ARGS --format json`; returns (exit code, document).
 fn audit_cmd(mut cmd: Command, args: &[String]) -> (i32, Value) {
@@ -37,8 +35,8 @@ fn audit(args: &[String]) -> (i32, Value) {
     audit_cmd(Command::new(BIN), args)
 }
 
-fn targets(port: u16, lasts: &[u8]) -> Vec<String> {
-    lasts.iter().map(|l| format!("{}:{port}", ip(*l))).collect()
+fn targets(port: u16, addrs: &[Ipv4Addr]) -> Vec<String> {
+    addrs.iter().map(|a| format!("{a}:{port}")).collect()
 }
 
 /// (server, code) of every finding.
@@ -91,59 +89,61 @@ fn audit_until(
     }
 }
 
-fn s(a: Ipv4Addr) -> String {
-    a.to_string()
-}
-
-/// A five-server hierarchy: .{b+1} stratum 1 on a reference clock; .{b+2} and .{b+3} masters;
-/// .{b+4} client of .{b+2}; .{b+5} client of `client2_upstream`. `master2_upstream` and
-/// `client2_upstream` pick the planted shape; `bent` puts master 1 under FAKETIME.
+/// A five-server hierarchy on five loopback addresses sharing a port: [0] stratum 1 on a
+/// reference clock; [1] and [2] masters ([1] from [0], [2] from `master2_upstream`); [3] client
+/// of [1]; [4] client of [2].
 struct Hierarchy {
     servers: Vec<Chronyd>,
     refclock: Refclock,
     _bent_refclock: Option<Refclock>,
     port: u16,
-    base: u8,
+    addrs: Vec<Ipv4Addr>,
 }
 
 impl Hierarchy {
-    fn start(name: &str, base: u8, port: u16, master2_upstream: u8) -> Hierarchy {
-        let root = Chronyd::start(&format!("{name}-root"), ip(base + 1), port, &[refclock_line()], None);
+    fn start(name: &str, master2_upstream: usize) -> Hierarchy {
+        let (a, port) = endpoints(5, false);
+        let root = Chronyd::start(&format!("{name}-root"), a[0], port, &[refclock_line()], None);
         let refclock = Refclock::start(root.refclock_socket());
-        let m1 = Chronyd::start(&format!("{name}-m1"), ip(base + 2), port, &[server_line(ip(base + 1), port)], None);
-        Self::finish(name, base, port, master2_upstream, root, refclock, m1, None)
+        let m1 = Chronyd::start(&format!("{name}-m1"), a[1], port, &[server_line(a[0], port)], None);
+        Self::finish(name, a, port, master2_upstream, root, refclock, m1, None)
     }
 
     /// Master 1 runs on its own reference clock under FAKETIME `bend` (`shift` seconds): a
     /// master whose clock is wrong and which trusts it.
-    fn start_bent(name: &str, base: u8, port: u16, bend: &str, shift: f64) -> Hierarchy {
-        let root = Chronyd::start(&format!("{name}-root"), ip(base + 1), port, &[refclock_line()], None);
+    fn start_bent(name: &str, bend: &str, shift: f64) -> Hierarchy {
+        let (a, port) = endpoints(5, false);
+        let root = Chronyd::start(&format!("{name}-root"), a[0], port, &[refclock_line()], None);
         let refclock = Refclock::start(root.refclock_socket());
-        let m1 = Chronyd::start(&format!("{name}-m1"), ip(base + 2), port, &[refclock_line()], Some(bend));
+        let m1 = Chronyd::start(&format!("{name}-m1"), a[1], port, &[refclock_line()], Some(bend));
         let bent = Refclock::start_shifted(m1.refclock_socket(), shift);
-        Self::finish(name, base, port, base + 1, root, refclock, m1, Some(bent))
+        Self::finish(name, a, port, 0, root, refclock, m1, Some(bent))
     }
 
     #[allow(clippy::too_many_arguments)]
     fn finish(
         name: &str,
-        base: u8,
+        a: Vec<Ipv4Addr>,
         port: u16,
-        master2_upstream: u8,
+        master2_upstream: usize,
         root: Chronyd,
         refclock: Refclock,
         m1: Chronyd,
         bent: Option<Refclock>,
     ) -> Hierarchy {
-        let m2 =
-            Chronyd::start(&format!("{name}-m2"), ip(base + 3), port, &[server_line(ip(master2_upstream), port)], None);
-        let c1 = Chronyd::start(&format!("{name}-c1"), ip(base + 4), port, &[server_line(ip(base + 2), port)], None);
-        let c2 = Chronyd::start(&format!("{name}-c2"), ip(base + 5), port, &[server_line(ip(base + 3), port)], None);
-        Hierarchy { servers: vec![root, m1, m2, c1, c2], refclock, _bent_refclock: bent, port, base }
+        let m2 = Chronyd::start(&format!("{name}-m2"), a[2], port, &[server_line(a[master2_upstream], port)], None);
+        let c1 = Chronyd::start(&format!("{name}-c1"), a[3], port, &[server_line(a[1], port)], None);
+        let c2 = Chronyd::start(&format!("{name}-c2"), a[4], port, &[server_line(a[2], port)], None);
+        Hierarchy { servers: vec![root, m1, m2, c1, c2], refclock, _bent_refclock: bent, port, addrs: a }
     }
 
     fn all(&self) -> Vec<String> {
-        targets(self.port, &[self.base + 1, self.base + 2, self.base + 3, self.base + 4, self.base + 5])
+        targets(self.port, &self.addrs)
+    }
+
+    /// Address `i` as text.
+    fn ip(&self, i: usize) -> String {
+        self.addrs[i].to_string()
     }
 
     fn logs(&self) -> String {
@@ -155,36 +155,40 @@ impl Hierarchy {
     /// which the audit rightly flags).
     fn settled(&self, doc: &Value, expected: &[u64; 5]) -> bool {
         let got = strata(doc);
-        let strata_ok =
-            (0..5).all(|i| got.iter().any(|(a, st)| *a == s(ip(self.base + 1 + i as u8)) && *st == Some(expected[i])));
+        let strata_ok = (0..5).all(|i| got.iter().any(|(a, st)| *a == self.ip(i) && *st == Some(expected[i])));
         let close =
             doc["nodes"].as_array().unwrap().iter().all(|n| n["root_distance"].as_f64().is_some_and(|d| d < 0.5));
         strata_ok && close
     }
 }
 
+/// `pairs` sorted (the audit orders edges and same-severity findings by address text).
+fn sorted(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs.sort();
+    pairs
+}
+
 #[test]
 fn audit_healthy_hierarchy_walked_from_the_clients_has_no_findings() {
-    let h = Hierarchy::start("audit-healthy", 0, 24201, 1);
+    let h = Hierarchy::start("audit-healthy", 0);
     let dir = TestDir::new("audit-healthy-out");
-    let dot = dir.0.join("fleet.dot");
-    let svg = dir.0.join("fleet.svg");
+    let dot = dir.path().join("fleet.dot");
+    let svg = dir.path().join("fleet.svg");
     // Only the two clients are listed: the masters and the stratum 1 are found by walking refids.
-    let mut args = targets(h.port, &[4, 5]);
+    let mut args = targets(h.port, &h.addrs[3..]);
     args.extend(["--hops".into(), "2".into(), "--dot".into(), dot.display().to_string(), "--svg".into()]);
     args.push(svg.display().to_string());
     let (code, doc) = audit_until(&args, Duration::from_secs(40), |d| h.settled(d, &[1, 2, 2, 3, 3]), &|| h.logs());
     assert_eq!(findings(&doc), vec![], "{doc:#}");
     assert_eq!(code, 0);
-    assert_eq!(
-        edges(&doc),
-        vec![(s(ip(2)), s(ip(1))), (s(ip(3)), s(ip(1))), (s(ip(4)), s(ip(2))), (s(ip(5)), s(ip(3)))]
-    );
-    assert_eq!(doc["nodes"][0]["upstream"]["reference"], "GPS");
+    let expected = [(1, 0), (2, 0), (3, 1), (4, 2)];
+    assert_eq!(edges(&doc), sorted(expected.iter().map(|&(f, t)| (h.ip(f), h.ip(t))).collect()));
+    let root = doc["nodes"].as_array().unwrap().iter().find(|n| n["address"] == h.ip(0)).unwrap();
+    assert_eq!(root["upstream"]["reference"], "GPS");
     assert_eq!(doc["servers"].as_array().unwrap().len(), 5);
     let dot = std::fs::read_to_string(&dot).unwrap();
-    for (from, to) in [(2, 1), (3, 1), (4, 2), (5, 3)] {
-        assert_eq!(dot.matches(&format!("  \"{}\" -> \"{}\";\n", ip(from), ip(to))).count(), 1, "{dot}");
+    for (from, to) in expected {
+        assert_eq!(dot.matches(&format!("  \"{}\" -> \"{}\";\n", h.ip(from), h.ip(to))).count(), 1, "{dot}");
     }
     assert_eq!(dot.matches(" -> ").count(), 5, "four server edges and the reference clock: {dot}");
     let svg = std::fs::read_to_string(&svg).unwrap();
@@ -196,10 +200,12 @@ fn audit_healthy_hierarchy_walked_from_the_clients_has_no_findings() {
 #[test]
 fn audit_single_upstream_is_a_single_point_of_failure() {
     // Master 2 follows master 1 instead of the stratum 1 (seed 000's variant).
-    let h = Hierarchy::start("audit-spof", 10, 24202, 12);
+    let h = Hierarchy::start("audit-spof", 1);
     let (code, doc) = audit_until(&h.all(), Duration::from_secs(40), |d| h.settled(d, &[1, 2, 3, 3, 4]), &|| h.logs());
-    assert_eq!(findings(&doc), vec![(s(ip(12)), "single_point_of_failure".to_string())], "{doc:#}");
-    assert_eq!(doc["findings"][0]["evidence"]["dependents"], format!("{},{},{}", ip(13), ip(14), ip(15)));
+    assert_eq!(findings(&doc), vec![(h.ip(1), "single_point_of_failure".to_string())], "{doc:#}");
+    let mut dependents = [h.ip(2), h.ip(3), h.ip(4)];
+    dependents.sort();
+    assert_eq!(doc["findings"][0]["evidence"]["dependents"], dependents.join(","));
     assert_eq!(code, 1);
 }
 
@@ -208,9 +214,13 @@ fn audit_master_bent_sixty_seconds_is_off_the_majority() {
     // chronyd -x serves time corrected by what it measured, so a master that synchronises from a
     // good server cannot stay bent: the bent master is a stratum 1 trusting its own wrong clock
     // (libfaketime -60 s, reference clock in that time), and its client follows it.
-    let h = Hierarchy::start_bent("audit-bent", 30, 24204, "-60s", -60.0);
+    let h = Hierarchy::start_bent("audit-bent", "-60s", -60.0);
     let (code, doc) = audit_until(&h.all(), Duration::from_secs(40), |d| h.settled(d, &[1, 1, 2, 2, 3]), &|| h.logs());
-    assert_eq!(findings(&doc), vec![(s(ip(32)), "offset".to_string()), (s(ip(34)), "offset".to_string())], "{doc:#}");
+    assert_eq!(
+        findings(&doc),
+        sorted(vec![(h.ip(1), "offset".to_string()), (h.ip(3), "offset".to_string())]),
+        "{doc:#}"
+    );
     for f in 0..2 {
         let offset: f64 = doc["findings"][f]["evidence"]["offset"].as_str().unwrap().parse().unwrap();
         assert!((offset + 60.0).abs() < 0.01, "60 s behind, measured {offset}");
@@ -222,7 +232,7 @@ fn audit_master_bent_sixty_seconds_is_off_the_majority() {
 
 #[test]
 fn audit_stale_master_keeps_serving_an_old_reference() {
-    let mut h = Hierarchy::start("audit-stale", 20, 24203, 21);
+    let mut h = Hierarchy::start("audit-stale", 0);
     let mut args = h.all();
     args.extend(["--stale-after".into(), "8".into()]);
     let (_, doc) = audit_until(&args, Duration::from_secs(40), |d| h.settled(d, &[1, 2, 2, 3, 3]), &|| h.logs());
@@ -236,7 +246,7 @@ fn audit_stale_master_keeps_serving_an_old_reference() {
         |d| !findings(d).is_empty() && h.settled(d, &[1, 2, 2, 3, 3]),
         &|| h.logs(),
     );
-    assert_eq!(findings(&doc), vec![(s(ip(21)), "stale_reference".to_string())], "{doc:#}");
+    assert_eq!(findings(&doc), vec![(h.ip(0), "stale_reference".to_string())], "{doc:#}");
     let age: f64 = doc["findings"][0]["evidence"]["reference_age"].as_str().unwrap().parse().unwrap();
     assert!((8.0..20.0).contains(&age), "age {age} (printed to 0.1 s)");
     assert_eq!(code, 1);
@@ -246,40 +256,25 @@ fn audit_stale_master_keeps_serving_an_old_reference() {
 fn audit_finds_a_synchronisation_loop() {
     // A falls back on its local clock at stratum 3 until C answers; B follows A, C follows B, A
     // then follows C: a loop whose strata count up to 16 and start again.
-    let port = 24205;
-    let a = Chronyd::start(
-        "audit-loop-a",
-        ip(41),
-        port,
-        &["local stratum 3".into(), format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(43))],
-        None,
-    );
-    let b = Chronyd::start(
-        "audit-loop-b",
-        ip(42),
-        port,
-        &[format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(41))],
-        None,
-    );
-    let c = Chronyd::start(
-        "audit-loop-c",
-        ip(43),
-        port,
-        &[format!("server {} port {port} iburst minpoll 0 maxpoll 0", ip(42))],
-        None,
-    );
+    let (addrs, port) = endpoints(3, false);
+    let line = |i: usize| format!("server {} port {port} iburst minpoll 0 maxpoll 0", addrs[i]);
+    let a = Chronyd::start("audit-loop-a", addrs[0], port, &["local stratum 3".into(), line(2)], None);
+    let b = Chronyd::start("audit-loop-b", addrs[1], port, &[line(0)], None);
+    let c = Chronyd::start("audit-loop-c", addrs[2], port, &[line(1)], None);
     let logs = || [&a, &b, &c].iter().map(|c| c.log()).collect::<String>();
     let (code, doc) = audit_until(
-        &targets(port, &[41, 42, 43]),
+        &targets(port, &addrs),
         Duration::from_secs(40),
         |d| findings(d).iter().any(|(_, code)| code == "loop"),
         &logs,
     );
-    assert_eq!(findings(&doc), vec![(s(ip(41)), "loop".to_string())], "{doc:#}");
-    assert_eq!(
-        doc["findings"][0]["message"],
-        format!("synchronisation loop: {} -> {} -> {} -> {}", ip(41), ip(43), ip(42), ip(41))
-    );
+    // The report starts the ring at its lowest address and follows the refids: A -> C -> B -> A.
+    let mut ring: Vec<String> = [0, 2, 1].iter().map(|&i| addrs[i].to_string()).collect();
+    let lowest = (0..3).min_by(|&x, &y| ring[x].cmp(&ring[y])).unwrap();
+    ring.rotate_left(lowest);
+    assert_eq!(findings(&doc), vec![(ring[0].clone(), "loop".to_string())], "{doc:#}");
+    ring.push(ring[0].clone());
+    assert_eq!(doc["findings"][0]["message"], format!("synchronisation loop: {}", ring.join(" -> ")));
     assert_eq!(code, 1);
 }
 
@@ -332,10 +327,10 @@ fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
 
 #[test]
 fn audit_control_finds_a_monlist_responder() {
-    let addr = SocketAddr::from((ip(61), 24206));
+    let addr = endpoint();
     let _responder = Mode7Responder::start(addr);
     let (code, doc) = audit(&[addr.to_string(), "--control".into(), "--hops".into(), "0".into()]);
-    assert_eq!(findings(&doc), vec![(s(ip(61)), "mode7_exposed".to_string())], "{doc:#}");
+    assert_eq!(findings(&doc), vec![(addr.ip().to_string(), "mode7_exposed".to_string())], "{doc:#}");
     let ev = &doc["findings"][0]["evidence"];
     // Each datagram: 8-byte header + 6 entries of 72 bytes; the request is ntpdc's 48 bytes.
     let per_datagram = 8 + usize::from(MONLIST_ITEMS) * usize::from(MONLIST_ITEM_SIZE);

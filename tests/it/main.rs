@@ -1,4 +1,7 @@
-//! The integration tests: one binary, one module per area, real servers on loopback.
+//! The one integration-test binary: drives the real `timeaudit` executable against real servers
+//! on loopback (see `support/`). One module per area.
+
+mod support;
 
 mod audit;
-mod support;
+mod probe_ntp;

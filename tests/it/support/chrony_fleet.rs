@@ -3,56 +3,19 @@
 //! through chrony's SOCK driver so that the top of a test hierarchy is a real stratum 1 (refid
 //! GPS) rather than an undisciplined local clock.
 
+use super::chrony::libfaketime_mt;
+use super::{TestDir, require_program, stop_child};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where Debian puts the multi-threaded libfaketime.
-const FAKETIME_LIBS: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-    "/usr/lib/faketime/libfaketimeMT.so.1",
-];
-
-/// The path of `program`, or a panic naming the command that installs it.
-pub fn require(program: &str, candidates: &[&str], install: &str) -> PathBuf {
-    for c in candidates {
-        if Path::new(c).exists() {
-            return PathBuf::from(c);
-        }
-    }
-    panic!("{program} is missing: install it with `{install}` (or run scripts/install-deps)");
-}
-
 fn chronyd_path() -> PathBuf {
-    require("chronyd", &["/usr/sbin/chronyd", "/usr/bin/chronyd"], "apt-get install chrony")
-}
-
-/// A private directory (mode 0700) removed on drop.
-#[derive(Debug)]
-pub struct TestDir(pub PathBuf);
-
-impl TestDir {
-    /// Creates `/tmp/timeaudit-it-<name>-<pid>`, empty.
-    pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("timeaudit-it-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        TestDir(dir)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    require_program("chronyd")
 }
 
 /// One chronyd serving on `addr:port`.
@@ -70,7 +33,7 @@ impl Chronyd {
     /// server lines plus `extra`; under libfaketime when `faketime` is given (e.g. `-60s`).
     pub fn start(name: &str, addr: Ipv4Addr, port: u16, extra: &[String], faketime: Option<&str>) -> Chronyd {
         let dir = TestDir::new(name);
-        let d = dir.0.display();
+        let d = dir.path().display();
         let mut conf = format!(
             "port {port}\nbindaddress {addr}\nbindacqaddress {addr}\nallow 127.0.0.0/8\ncmdport 0\n\
              pidfile {d}/chronyd.pid\ndriftfile {d}/drift\n"
@@ -79,15 +42,14 @@ impl Chronyd {
             conf.push_str(&l.replace("$DIR", &d.to_string()));
             conf.push('\n');
         }
-        let conf_path = dir.0.join("chrony.conf");
+        let conf_path = dir.path().join("chrony.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.0.join("chronyd.log")).unwrap();
+        let log = std::fs::File::create(dir.path().join("chronyd.log")).unwrap();
         let mut cmd = Command::new(chronyd_path());
         cmd.args(["-d", "-x", "-u", "root", "-f"]).arg(&conf_path);
         cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
         if let Some(ft) = faketime {
-            let lib = require("libfaketime", FAKETIME_LIBS, "apt-get install libfaketime faketime");
-            cmd.env("LD_PRELOAD", lib).env("FAKETIME", ft).env("FAKETIME_DONT_RESET", "1");
+            cmd.env("LD_PRELOAD", libfaketime_mt()).env("FAKETIME", ft).env("FAKETIME_DONT_RESET", "1");
         }
         let child = cmd.spawn().expect("cannot start chronyd");
         Chronyd { child, addr, dir }
@@ -95,19 +57,18 @@ impl Chronyd {
 
     /// The path for a SOCK reference clock in this server's directory.
     pub fn refclock_socket(&self) -> PathBuf {
-        self.dir.0.join("ref.sock")
+        self.dir.path().join("ref.sock")
     }
 
     /// This server's log so far (for assertion messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("chronyd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("chronyd.log")).unwrap_or_default()
     }
 }
 
 impl Drop for Chronyd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, Duration::from_secs(1));
     }
 }
 

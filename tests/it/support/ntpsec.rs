@@ -4,7 +4,7 @@
 //! namespace (`unshare -n`, loopback only) on 127.0.0.1:123, and the client under test joins that
 //! namespace with `nsenter`: no port 123 is taken on the machine and nothing leaves loopback.
 
-use super::chrony_fleet::{TestDir, require};
+use super::{TestDir, require_program};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -37,11 +37,11 @@ impl Ntpd {
     /// Starts ntpd with `conf` (`$DIR` is replaced by its directory).
     pub fn start(name: &str, conf: &str) -> Ntpd {
         let ntpd = ntpd_path();
-        let unshare = require("unshare", &["/usr/bin/unshare"], "apt-get install util-linux");
-        require("ip", &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"], "apt-get install iproute2");
+        let unshare = require_program("unshare");
+        require_program("ip");
         let dir = TestDir::new(name);
-        let d = dir.0.display().to_string();
-        let conf_path = dir.0.join("ntp.conf");
+        let d = dir.path().display().to_string();
+        let conf_path = dir.path().join("ntp.conf");
         std::fs::write(&conf_path, conf.replace("$DIR", &d)).unwrap();
         let script = format!(
             "ip link set lo up && exec {} -n -c {} -l {d}/ntpd.log -p {d}/ntpd.pid",
@@ -71,12 +71,12 @@ impl Ntpd {
 
     /// Path of its configuration file.
     pub fn conf_path(&self) -> PathBuf {
-        self.dir.0.join("ntp.conf")
+        self.dir.path().join("ntp.conf")
     }
 
     /// A command running `program` inside ntpd's network namespace.
     pub fn command_in_netns(&self, program: &str) -> Command {
-        let nsenter = require("nsenter", &["/usr/bin/nsenter"], "apt-get install util-linux");
+        let nsenter = require_program("nsenter");
         let mut c = Command::new(nsenter);
         c.arg(format!("--net=/proc/{}/ns/net", self.child.id())).arg(program);
         c
@@ -84,7 +84,7 @@ impl Ntpd {
 
     /// Its log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("ntpd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("ntpd.log")).unwrap_or_default()
     }
 }
 
