@@ -400,3 +400,55 @@ fn align(rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lists_servers_findings_and_config() {
+        let o = |addr: &str, stratum: u8, refid: &str, offset: f64| Observation {
+            target: addr.into(),
+            address: addr.into(),
+            port: Some(123),
+            t_recv: 1000.0,
+            offset: Some(offset),
+            delay: Some(0.001),
+            stratum: Some(stratum),
+            refid: Some(refid.into()),
+            leap: Some(0),
+            root_delay: Some(0.002),
+            root_dispersion: Some(0.001),
+            reference_time: Some(990.0 + offset),
+            ..Default::default()
+        };
+        let obs =
+            vec![o("10.0.0.1", 1, "GPS", 0.0), o("10.0.0.2", 2, "10.0.0.1", 0.0), o("10.0.0.3", 2, "10.0.0.1", -60.0)];
+        let report = fleet::audit(&obs, &[], &[], &FleetParams::default());
+        let config = config_lint::lint_text(
+            config_lint::Dialect::Chrony,
+            "c.conf",
+            "server a\nmakestep 1 3\ndriftfile /d\nserver b\nserver c\nserver d\n",
+            &LintParams::default(),
+        );
+        assert_eq!(config, vec![]);
+        let config =
+            config_lint::lint_text(config_lint::Dialect::Chrony, "c.conf", "makestep 1 3\n", &LintParams::default());
+        assert_eq!(
+            table(&obs, &report, &config[..1]),
+            "\
+SERVER    STRATUM  REFID     LEAP  OFFSET_S    ROOT_DIST_S  REF_AGE_S  UPSTREAM      ERROR
+10.0.0.1  1        GPS       0     +0.000000   0.002000     10.0       refclock GPS  -
+10.0.0.2  2        10.0.0.1  0     +0.000000   0.002000     10.0       10.0.0.1      -
+10.0.0.3  2        10.0.0.1  0     -60.000000  0.002000     10.0       10.0.0.1      -
+
+SEVERITY  CODE    SERVER    MESSAGE                                       EVIDENCE
+critical  offset  10.0.0.3  clock is -60.000 s from the fleet's majority  delay=0.001000 majority_offset=0.000000 offset=-60.000000 threshold=0.128
+
+Configuration findings:
+c.conf: critical few_sources: no usable time source: the clock runs free
+    fix: configure at least 4 independent sources (servers on different upstreams, or a pool)
+"
+        );
+    }
+}
