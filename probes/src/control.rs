@@ -61,6 +61,11 @@ impl Mode6Report {
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
             detail: self.var("version").map(str::to_string),
+            sources: self
+                .peers
+                .iter()
+                .filter_map(|(_, vars)| vars.iter().find(|(k, _)| k == "srcadr").map(|(_, v)| v.clone()))
+                .collect(),
         }
     }
 }
@@ -164,6 +169,7 @@ pub async fn query_mode7(addr: SocketAddr, opts: &ControlOptions) -> ControlProb
         request_bytes: request.len(),
         response_bytes: 0,
         detail: None,
+        sources: Vec::new(),
     };
     let sock = match socket_for(addr).await {
         Ok(s) => s,

@@ -280,7 +280,10 @@ fn audit_finds_a_synchronisation_loop() {
 
 #[test]
 fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
-    let conf = "driftfile $DIR/ntp.drift\ndisable ntp\ndisable kernel\n\
+    // One source that never answers: ntpd refuses loopback sources, and its private namespace
+    // has no route to the documentation address 192.0.2.1, so nothing is ever sent. `disable
+    // ntp` keeps ntpd from ever touching the clock.
+    let conf = "driftfile $DIR/ntp.drift\ndisable ntp\ndisable kernel\nserver 192.0.2.1 iburst\n\
                 restrict default kod nomodify nopeer limited\nrestrict 127.0.0.1\n";
     let ntpd = Ntpd::start("audit-ntpsec", conf);
     ntpd.wait_ready(Duration::from_secs(10));
@@ -299,7 +302,11 @@ fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
     // stayed silent), and never mode 7 (NTPsec removed it).
     assert_eq!(
         findings(&doc),
-        vec![("127.0.0.1".into(), "unsynchronised".into()), ("127.0.0.1".into(), "mode6_exposed".into())],
+        vec![
+            ("127.0.0.1".into(), "unsynchronised".into()),
+            ("127.0.0.1".into(), "mode6_exposed".into()),
+            ("127.0.0.1".into(), "single_source".into()),
+        ],
         "{doc:#}\n{}",
         ntpd.log()
     );
@@ -307,6 +314,8 @@ fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
     assert!(control["system"]["version"].as_str().unwrap().starts_with("ntpd ntpsec-1.2.2"), "{control:#}");
     assert_eq!(control["mode7_answered"], false);
     assert_eq!(doc["findings"][1]["evidence"]["request"], "READVAR");
+    assert_eq!(doc["findings"][2]["evidence"]["sources"], "192.0.2.1");
+    assert_eq!(control["peers"][0]["srcadr"], "192.0.2.1", "{control:#}");
     let config: Vec<(String, String)> = doc["config_findings"]
         .as_array()
         .unwrap()
@@ -315,7 +324,7 @@ fn audit_control_reads_ntpsec_mode6_and_lints_its_config() {
         .collect();
     assert_eq!(
         config,
-        vec![("few_sources".to_string(), "null".to_string()), ("restrict_default_query".to_string(), "4".to_string()),]
+        vec![("few_sources".to_string(), "4".to_string()), ("restrict_default_query".to_string(), "5".to_string())]
     );
     assert_eq!(code, 1);
 

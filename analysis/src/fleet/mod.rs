@@ -62,6 +62,10 @@ pub struct ControlProbe {
     pub response_bytes: usize,
     /// Short description of the reply (e.g. the server's `version` variable).
     pub detail: Option<String>,
+    /// Mode 6 only: the addresses of the server's associations (`srcadr` of each peer), i.e.
+    /// every source it is configured with, selected or not.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// One server in the graph.
@@ -386,6 +390,7 @@ pub fn audit(
     excluded.extend(observations.iter().filter(|o| unsynchronised_reason(o).is_some()).map(|o| o.address.clone()));
     spof(&nodes, &upstream_of, &excluded, by_addr.keys().map(String::as_str).collect(), params, &mut findings);
     exposure(control, &mut findings);
+    single_sources(control, &mut findings);
 
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.server.cmp(&b.server)).then(a.code.cmp(b.code)));
     FleetReport { nodes: nodes.into_values().collect(), edges: edges.into_iter().collect(), findings, majority_offset }
@@ -549,6 +554,25 @@ fn spof(
             format!("every other audited server ({}) synchronises through this one server", dependents.len()),
             [("dependents", dependents.join(",")), ("stratum", stratum_of(x).map_or("?".into(), |s| s.to_string()))],
         ));
+    }
+}
+
+/// Servers whose mode 6 association list shows a single source: one failure away from running
+/// free, whatever their refid says.
+fn single_sources(control: &[ControlProbe], findings: &mut Vec<FleetFinding>) {
+    for c in control.iter().filter(|c| c.mode == 6 && c.answered) {
+        let mut distinct: Vec<&str> = c.sources.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() == 1 {
+            findings.push(finding(
+                Severity::Warning,
+                "single_source",
+                &c.address,
+                format!("configured with a single source ({})", distinct[0]),
+                [("sources", distinct[0].to_string())],
+            ));
+        }
     }
 }
 

@@ -201,6 +201,7 @@ fn exposure_findings() {
             request_bytes: 12,
             response_bytes: 480,
             detail: Some("ntpd ntpsec-1.2.2".into()),
+            sources: vec!["127.0.8.9".into(), "127.0.8.9".into()],
         },
         ControlProbe {
             address: "127.0.8.2".into(),
@@ -210,6 +211,7 @@ fn exposure_findings() {
             request_bytes: 48,
             response_bytes: 4400,
             detail: None,
+            sources: vec![],
         },
         ControlProbe {
             address: "127.0.8.3".into(),
@@ -219,12 +221,17 @@ fn exposure_findings() {
             request_bytes: 48,
             response_bytes: 0,
             detail: None,
+            sources: vec![],
         },
     ];
     let r = audit(&healthy(), &control, &[], &FleetParams::default());
     assert_eq!(
         codes(&r),
-        vec![("127.0.8.2", Severity::Critical, "mode7_exposed"), ("127.0.8.1", Severity::Warning, "mode6_exposed")]
+        vec![
+            ("127.0.8.2", Severity::Critical, "mode7_exposed"),
+            ("127.0.8.1", Severity::Warning, "mode6_exposed"),
+            ("127.0.8.1", Severity::Warning, "single_source"),
+        ]
     );
     assert_eq!(r.findings[0].evidence["amplification"], "91.7");
     assert_eq!(r.findings[1].evidence["amplification"], "40.0");
