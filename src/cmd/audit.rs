@@ -265,10 +265,23 @@ async fn query_fleet(
         // the same host within their minimum interval (2 s).
         tokio::time::sleep(CONTROL_PAUSE).await;
         let copts = ControlOptions { timeout: Duration::from_secs_f64(args.timeout), ..ControlOptions::default() };
-        for (t, a) in &listed {
+        // Servers are asked concurrently; each server's two requests one after the other.
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (t, a)) in listed.iter().enumerate() {
             let sa = SocketAddr::new(*a, t.port_for(Method::Ntp));
-            let m6: Mode6Report = control::query_mode6(sa, &copts).await;
-            let m7 = control::query_mode7(sa, &copts).await;
+            set.spawn(async move {
+                let m6: Mode6Report = control::query_mode6(sa, &copts).await;
+                let m7 = control::query_mode7(sa, &copts).await;
+                (i, m6, m7)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(r) = set.join_next().await {
+            results.push(r.context("a control probe task failed")?);
+        }
+        results.sort_by_key(|(i, _, _)| *i);
+        for (i, m6, m7) in results {
+            let a = listed[i].1;
             probes.push(m6.to_probe(&a.to_string()));
             details.push(ControlDetail {
                 address: a.to_string(),

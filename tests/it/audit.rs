@@ -195,6 +195,16 @@ fn audit_healthy_hierarchy_walked_from_the_clients_has_no_findings() {
     assert!(svg.starts_with("<svg"));
     assert_eq!(svg.matches("<rect").count(), 1 + 5 * 2, "background plus two rectangles per server");
     assert_eq!(svg.matches("<polygon").count(), 4, "one arrow head per edge");
+
+    // chronyd answers neither mode 6 nor mode 7: --control adds no finding.
+    let mut args = h.all();
+    args.extend(["--control".into(), "--hops".into(), "0".into()]);
+    let (code, doc) = audit(&args);
+    assert_eq!(findings(&doc), vec![], "{doc:#}");
+    assert_eq!(code, 0);
+    let control = doc["control"].as_array().unwrap();
+    assert_eq!(control.len(), 5);
+    assert!(control.iter().all(|c| c["mode6_answered"] == false && c["mode7_answered"] == false), "{doc:#}");
 }
 
 #[test]
