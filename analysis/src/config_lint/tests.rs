@@ -179,3 +179,28 @@ fn garbage_never_panics_and_is_reported() {
         ]
     );
 }
+
+#[test]
+fn random_bytes_never_panic() {
+    // Deterministic xorshift over bytes biased towards configuration syntax.
+    let alphabet = b"server pool peer local stratum orphan allow restrict default noquery limited kod \
+                     127.127.1.0 0/0 ::/0 prefer makestep driftfile include confdir # ! ; \" = \n\n\t\x00\xff";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..2000 {
+        let len = (round % 300) + 1;
+        let mut bytes = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.push(alphabet[(x % alphabet.len() as u64) as usize]);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for dialect in [Dialect::Chrony, Dialect::Ntpd] {
+            let d = parse(dialect, "r.conf", &text);
+            let _ = includes(dialect, &d);
+            let _ = lint(dialect, "r.conf", &d, &LintParams::default());
+        }
+        let _ = Dialect::detect("r.conf", &text);
+    }
+}

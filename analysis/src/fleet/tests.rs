@@ -304,3 +304,39 @@ fn silent_upstream_with_dependents_is_a_warning() {
         "no answer to an NTP query (timeout), though 2 server(s) synchronise from it: filtered from the auditing host?"
     );
 }
+
+#[test]
+fn random_fleets_never_panic() {
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let refids = ["GPS", "LOCL", "INIT", "\\x7f\\x7f\\x01\\x01", "", "\\xZZ", "TOOLONG5", "2001:db8::1"];
+    for _ in 0..500 {
+        let n = (next() % 8) as usize + 1;
+        let mut fleet = Vec::new();
+        for i in 0..n {
+            let r = next();
+            let refid = if r % 3 == 0 {
+                refids[(r >> 8) as usize % refids.len()].to_string()
+            } else {
+                format!("127.0.9.{}", (r >> 16) % 10)
+            };
+            let mut o = obs(&format!("127.0.9.{i}"), ((r >> 24) % 18) as u8, &refid);
+            if r % 7 == 0 {
+                o.error = Some(format!("kod:{}", refids[(r >> 32) as usize % refids.len()]));
+            }
+            if r % 11 == 0 {
+                o.leap = Some(3);
+            }
+            o.offset = Some(((r >> 40) % 200) as f64 - 100.0);
+            fleet.push(o);
+        }
+        let r = audit(&fleet, &[], &["2001:db8::1".parse().unwrap()], &FleetParams::default());
+        let _ = to_dot(&r);
+        let _ = unvisited_upstreams(&fleet);
+    }
+}

@@ -291,3 +291,32 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn random_datagrams_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..5000 {
+            let len = round % 600;
+            let mut bytes = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.push(x as u8);
+            }
+            if !bytes.is_empty() {
+                bytes[0] = (bytes[0] & 0xc0) | 0x16; // version 2, mode 6
+            }
+            let mut r = Reassembly::new(u16::from_be_bytes([x as u8, (x >> 8) as u8]), (x >> 16) as u8 & 0x1f);
+            let _ = r.push(&bytes);
+            let _ = r.data();
+            let _ = parse_variables(&bytes);
+            let _ = parse_associations(&bytes);
+            let _ = private_response(&bytes, PrivateHeader::MON_GETLIST_1);
+        }
+    }
+}
