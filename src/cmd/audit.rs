@@ -75,9 +75,9 @@ pub struct AuditArgs {
     /// An offset further than this many seconds from the fleet's median is flagged.
     #[arg(long, default_value_t = FleetParams::default().max_offset_from_majority)]
     pub max_offset: f64,
-    /// DNS server for names (`IP:PORT`; default: the system's).
-    #[arg(long, value_name = "ADDR")]
-    pub dns_server: Option<SocketAddr>,
+    /// DNS server to resolve names with, `IP:PORT` (default: the system's).
+    #[arg(long, value_name = "IP:PORT")]
+    pub resolver: Option<SocketAddr>,
 }
 
 /// Everything `--format json` prints.
@@ -206,7 +206,7 @@ async fn query_fleet(
         interval: Duration::from_secs(2),
     };
     let needs_dns = targets.iter().any(|t| matches!(t.host, Host::Name(_)));
-    let resolver = if needs_dns { Some(Resolver::new(args.dns_server)?) } else { None };
+    let resolver = if needs_dns { Some(Resolver::new(args.resolver)?) } else { None };
 
     // The listed servers: every address of every name.
     let mut listed: Vec<(Target, IpAddr)> = Vec::new();

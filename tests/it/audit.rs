@@ -6,6 +6,7 @@
 
 use crate::support::TestDir;
 use crate::support::chrony_fleet::{Chronyd, Refclock, refclock_line, server_line};
+use crate::support::dns::Dns;
 use crate::support::mode7::{MONLIST_DATAGRAMS, MONLIST_ITEM_SIZE, MONLIST_ITEMS, Mode7Responder};
 use crate::support::net::{endpoint, endpoints};
 use crate::support::ntpsec::Ntpd;
@@ -286,6 +287,33 @@ fn audit_finds_a_synchronisation_loop() {
     ring.push(ring[0].clone());
     assert_eq!(doc["findings"][0]["message"], format!("synchronisation loop: {}", ring.join(" -> ")));
     assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_reads_targets_file_and_audits_every_address_of_a_name() {
+    let (addrs, port) = endpoints(2, false);
+    let a = Chronyd::start("audit-dns-a", addrs[0], port, &[refclock_line()], None);
+    let b = Chronyd::start("audit-dns-b", addrs[1], port, &[refclock_line()], None);
+    let _feeds = [Refclock::start(a.refclock_socket()), Refclock::start(b.refclock_socket())];
+    let dns = Dns::start(&[("fleet.test", addrs[0].into()), ("fleet.test", addrs[1].into())]);
+    let dir = TestDir::new("audit-dns");
+    let list = dir.path().join("servers.txt");
+    std::fs::write(&list, format!("# the fleet\nfleet.test:{port}   # two addresses\n\n")).unwrap();
+    let args: Vec<String> =
+        vec!["--targets".into(), list.display().to_string(), "--resolver".into(), dns.addr.to_string()];
+    let (code, doc) =
+        audit_until(&args, Duration::from_secs(40), |d| strata(d).iter().all(|(_, s)| *s == Some(1)), &|| {
+            format!("{}{}{}", a.log(), b.log(), dns.log())
+        });
+    let mut expected: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    expected.sort();
+    let servers = doc["servers"].as_array().unwrap();
+    let mut got: Vec<String> = servers.iter().map(|s| s["address"].as_str().unwrap().to_string()).collect();
+    got.sort();
+    assert_eq!(got, expected, "{doc:#}");
+    assert!(servers.iter().all(|s| s["target"] == format!("fleet.test:{port}")), "{doc:#}");
+    assert_eq!(findings(&doc), vec![], "{doc:#}");
+    assert_eq!(code, 0);
 }
 
 #[test]
