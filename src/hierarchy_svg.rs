@@ -30,9 +30,12 @@ pub fn register_font() -> anyhow::Result<()> {
     if ok { Ok(()) } else { Err(anyhow!("the embedded font could not be loaded")) }
 }
 
-/// Renders the hierarchy of `report` as an SVG document.
-pub fn render(report: &FleetReport) -> anyhow::Result<String> {
-    register_font()?;
+/// Rows by level, box positions, worst severity per server, canvas size.
+type Layout<'a> = (BTreeMap<u8, Vec<&'a str>>, HashMap<&'a str, (i32, i32)>, HashMap<&'a str, Severity>, i32, i32);
+
+/// Places every server: one row per stratum (servers that were not queried one above the
+/// shallowest server naming them; silent and unsynchronised ones at the bottom).
+fn layout(report: &FleetReport) -> Layout<'_> {
     // Level of each node: its stratum, or for servers that were not queried one above the
     // shallowest server naming them.
     let mut level: HashMap<&str, u8> = HashMap::new();
@@ -69,65 +72,92 @@ pub fn render(report: &FleetReport) -> anyhow::Result<String> {
         *e = (*e).max(f.severity);
     }
 
+    (rows, pos, worst, width, height)
+}
+
+/// Renders the hierarchy of `report` as an SVG document.
+pub fn render(report: &FleetReport) -> anyhow::Result<String> {
+    register_font()?;
+    let (rows, pos, worst, width, height) = layout(report);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width as u32, height as u32)).into_drawing_area();
-        let err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the hierarchy failed: {e:?}");
-        root.fill(&WHITE).map_err(err)?;
-        let title = TextStyle::from((FONT_FAMILY, 18).into_font()).color(&BLACK);
-        root.draw(&Text::new(
-            format!("NTP hierarchy: {} servers, {} findings", report.nodes.len(), report.findings.len()),
-            (MARGIN, MARGIN),
-            title,
-        ))
-        .map_err(err)?;
-        let small = TextStyle::from((FONT_FAMILY, 12).into_font()).color(&BLACK);
-        let label = TextStyle::from((FONT_FAMILY, 14).into_font()).color(&BLACK);
-        // Row captions.
-        for (r, (lvl, _)) in rows.iter().enumerate() {
-            let caption =
-                if *lvl == LEVEL_NONE { "unsynchronised / silent".to_string() } else { format!("stratum {lvl}") };
-            root.draw(&Text::new(caption, (6, MARGIN + 30 + r as i32 * ROW_H + 10), small.clone())).map_err(err)?;
-        }
-        // Edges first, boxes over them.
-        for e in &report.edges {
-            let (Some(&(fx, fy)), Some(&(tx, ty))) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) else {
-                continue;
-            };
-            let from = (fx + BOX_W / 2, fy);
-            let to = if ty < fy { (tx + BOX_W / 2, ty + BOX_H) } else { (tx + BOX_W / 2, ty) };
-            root.draw(&PathElement::new(vec![from, to], BLACK.stroke_width(2))).map_err(err)?;
-            root.draw(&Polygon::new(arrow_head(from, to), BLACK.filled())).map_err(err)?;
-        }
-        for n in &report.nodes {
-            let Some(&(x, y)) = pos.get(n.address.as_str()) else { continue };
-            let fill = match worst.get(n.address.as_str()) {
-                Some(Severity::Critical) => RGBColor(250, 200, 200),
-                Some(Severity::Warning) => RGBColor(252, 228, 180),
-                _ if !n.queried => RGBColor(235, 235, 235),
-                _ => RGBColor(210, 236, 210),
-            };
-            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], fill.filled())).map_err(err)?;
-            root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK.stroke_width(1))).map_err(err)?;
-            root.draw(&Text::new(n.address.clone(), (x + 8, y + 8), label.clone())).map_err(err)?;
-            let line2 = match (n.stratum, &n.refid) {
-                (Some(s), Some(r)) => format!("stratum {s}  refid {r}"),
-                _ if !n.queried => "not queried".into(),
-                _ => "no answer".into(),
-            };
-            root.draw(&Text::new(line2, (x + 8, y + 30), small.clone())).map_err(err)?;
-            let above = match &n.upstream {
-                Upstream::Reference(r) => Some(format!("reference clock {r}")),
-                Upstream::LocalClock => Some("LOCAL CLOCK".to_string()),
-                _ => None,
-            };
-            if let Some(a) = above {
-                root.draw(&Text::new(a, (x + 8, y - 16), small.clone())).map_err(err)?;
-            }
-        }
-        root.present().map_err(err)?;
+        draw(&root, report, &rows, &pos, &worst)?;
     }
     Ok(svg)
+}
+
+/// Draws the laid-out hierarchy on any plotters backend.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    report: &FleetReport,
+    rows: &BTreeMap<u8, Vec<&str>>,
+    pos: &HashMap<&str, (i32, i32)>,
+    worst: &HashMap<&str, Severity>,
+) -> anyhow::Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing the hierarchy failed: {e:?}");
+    root.fill(&WHITE).map_err(err)?;
+    let title = TextStyle::from((FONT_FAMILY, 18).into_font()).color(&BLACK);
+    root.draw(&Text::new(
+        format!("NTP hierarchy: {} servers, {} findings", report.nodes.len(), report.findings.len()),
+        (MARGIN, MARGIN),
+        title,
+    ))
+    .map_err(err)?;
+    let small = TextStyle::from((FONT_FAMILY, 12).into_font()).color(&BLACK);
+    let label = TextStyle::from((FONT_FAMILY, 14).into_font()).color(&BLACK);
+    // Row captions.
+    for (r, (lvl, _)) in rows.iter().enumerate() {
+        let caption = if *lvl == LEVEL_NONE { "unsynchronised / silent".to_string() } else { format!("stratum {lvl}") };
+        root.draw(&Text::new(caption, (6, MARGIN + 30 + r as i32 * ROW_H + 10), small.clone())).map_err(err)?;
+    }
+    // Edges first, boxes over them.
+    for e in &report.edges {
+        let (Some(&(fx, fy)), Some(&(tx, ty))) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) else {
+            continue;
+        };
+        let from = (fx + BOX_W / 2, fy);
+        let to = if ty < fy { (tx + BOX_W / 2, ty + BOX_H) } else { (tx + BOX_W / 2, ty) };
+        root.draw(&PathElement::new(vec![from, to], BLACK.stroke_width(2))).map_err(err)?;
+        root.draw(&Polygon::new(arrow_head(from, to), BLACK.filled())).map_err(err)?;
+    }
+    for n in &report.nodes {
+        let Some(&(x, y)) = pos.get(n.address.as_str()) else { continue };
+        let fill = match worst.get(n.address.as_str()) {
+            Some(Severity::Critical) => RGBColor(250, 200, 200),
+            Some(Severity::Warning) => RGBColor(252, 228, 180),
+            _ if !n.queried => RGBColor(235, 235, 235),
+            _ => RGBColor(210, 236, 210),
+        };
+        root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], fill.filled())).map_err(err)?;
+        root.draw(&Rectangle::new([(x, y), (x + BOX_W, y + BOX_H)], BLACK.stroke_width(1))).map_err(err)?;
+        root.draw(&Text::new(n.address.clone(), (x + 8, y + 8), label.clone())).map_err(err)?;
+        let line2 = match (n.stratum, &n.refid) {
+            (Some(s), Some(r)) => format!("stratum {s}  refid {r}"),
+            _ if !n.queried => "not queried".into(),
+            _ => "no answer".into(),
+        };
+        root.draw(&Text::new(line2, (x + 8, y + 30), small.clone())).map_err(err)?;
+        let above = match &n.upstream {
+            Upstream::Reference(r) => Some(format!("reference clock {r}")),
+            Upstream::LocalClock => Some("LOCAL CLOCK".to_string()),
+            _ => None,
+        };
+        if let Some(a) = above {
+            root.draw(&Text::new(a, (x + 8, y - 16), small.clone())).map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Renders the hierarchy as a PNG file (used to look at the layout in tests).
+#[cfg(test)]
+pub fn render_png(report: &FleetReport, path: &std::path::Path) -> anyhow::Result<()> {
+    register_font()?;
+    let (rows, pos, worst, width, height) = layout(report);
+    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    draw(&root, report, &rows, &pos, &worst)
 }
 
 /// A small triangle at `to`, pointing from `from` to `to`.
@@ -169,5 +199,39 @@ mod tests {
         assert_eq!(svg.matches("<polygon").count(), 2, "one arrow head per edge");
         assert_eq!(svg.matches("\n10.0.0.2\n</text>").count(), 1);
         assert_eq!(svg.matches("\nreference clock GPS\n</text>").count(), 1);
+    }
+
+    #[test]
+    fn png_of_a_troubled_fleet_has_the_layout_size() {
+        let o = |a: &str, s: u8, r: &str| Observation {
+            target: a.into(),
+            address: a.into(),
+            stratum: Some(s),
+            refid: Some(r.into()),
+            leap: Some(0),
+            offset: Some(0.0),
+            ..Default::default()
+        };
+        let mut unsynced = o("10.0.0.6", 16, "INIT");
+        unsynced.leap = Some(3);
+        let fleet = [
+            o("10.0.0.1", 1, "LOCL"),
+            o("10.0.0.2", 2, "10.0.0.1"),
+            o("10.0.0.3", 3, "10.0.0.2"),
+            o("10.0.0.4", 3, "10.0.0.2"),
+            o("10.0.0.5", 4, "10.0.0.3"),
+            unsynced,
+            o("10.0.0.7", 3, "192.0.2.9"),
+        ];
+        let report = audit(&fleet, &[], &[], &FleetParams::default());
+        let path = std::env::temp_dir().join(format!("timeaudit-hierarchy-{}.png", std::process::id()));
+        render_png(&report, &path).unwrap();
+        let png = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // Rows: strata 1..4 and the unsynchronised row (192.0.2.9 sits at stratum 2); widest row
+        // (stratum 3) holds 3 boxes.
+        let (w, h) =
+            (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+        assert_eq!((w, h), (2 * 30 + 3 * 200 + 2 * 30, 2 * 30 + 30 + 5 * 120));
     }
 }
