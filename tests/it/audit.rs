@@ -95,7 +95,7 @@ fn audit_until(
 /// of [1]; [4] client of [2].
 struct Hierarchy {
     servers: Vec<Chronyd>,
-    refclock: Refclock,
+    refclock: Option<Refclock>,
     _bent_refclock: Option<Refclock>,
     port: u16,
     addrs: Vec<Ipv4Addr>,
@@ -107,7 +107,15 @@ impl Hierarchy {
         let root = Chronyd::start(&format!("{name}-root"), a[0], port, &[refclock_line()], None);
         let refclock = Refclock::start(root.refclock_socket());
         let m1 = Chronyd::start(&format!("{name}-m1"), a[1], port, &[server_line(a[0], port)], None);
-        Self::finish(name, a, port, master2_upstream, root, refclock, m1, None)
+        Self::finish(name, a, port, master2_upstream, root, Some(refclock), m1, None)
+    }
+
+    /// The top is chronyd's `local stratum 1`: an undisciplined clock posing as stratum 1.
+    fn start_local(name: &str) -> Hierarchy {
+        let (a, port) = endpoints(5, false);
+        let root = Chronyd::start(&format!("{name}-root"), a[0], port, &["local stratum 1".into()], None);
+        let m1 = Chronyd::start(&format!("{name}-m1"), a[1], port, &[server_line(a[0], port)], None);
+        Self::finish(name, a, port, 0, root, None, m1, None)
     }
 
     /// Master 1 runs on its own reference clock under FAKETIME `bend` (`shift` seconds): a
@@ -118,7 +126,7 @@ impl Hierarchy {
         let refclock = Refclock::start(root.refclock_socket());
         let m1 = Chronyd::start(&format!("{name}-m1"), a[1], port, &[refclock_line()], Some(bend));
         let bent = Refclock::start_shifted(m1.refclock_socket(), shift);
-        Self::finish(name, a, port, 0, root, refclock, m1, Some(bent))
+        Self::finish(name, a, port, 0, root, Some(refclock), m1, Some(bent))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -128,7 +136,7 @@ impl Hierarchy {
         port: u16,
         master2_upstream: usize,
         root: Chronyd,
-        refclock: Refclock,
+        refclock: Option<Refclock>,
         m1: Chronyd,
         bent: Option<Refclock>,
     ) -> Hierarchy {
@@ -209,6 +217,22 @@ fn audit_healthy_hierarchy_walked_from_the_clients_has_no_findings() {
 }
 
 #[test]
+fn audit_local_stratum_1_at_the_top_is_a_local_clock_serving_the_fleet() {
+    // The baseline shape: a `local stratum 1` chronyd with two masters and their clients.
+    // Healthy in every other respect; the audit names the undisciplined top once.
+    let h = Hierarchy::start_local("audit-local");
+    let (code, doc) = audit_until(&h.all(), Duration::from_secs(40), |d| h.settled(d, &[1, 2, 2, 3, 3]), &|| h.logs());
+    assert_eq!(findings(&doc), vec![(h.ip(0), "local_clock_source".to_string())], "{doc:#}");
+    let f = &doc["findings"][0];
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["evidence"]["refid"], "\\x7f\\x7f\\x01\\x01", "chronyd's local reference id 127.127.1.1");
+    let mut dependents = [h.ip(1), h.ip(2)];
+    dependents.sort();
+    assert_eq!(f["evidence"]["dependents"], dependents.join(","));
+    assert_eq!(code, 1);
+}
+
+#[test]
 fn audit_single_upstream_is_a_single_point_of_failure() {
     // Master 2 follows master 1 instead of the stratum 1 (seed 000's variant).
     let h = Hierarchy::start("audit-spof", 1);
@@ -250,7 +274,7 @@ fn audit_stale_master_keeps_serving_an_old_reference() {
     assert_eq!(findings(&doc), vec![], "{doc:#}");
     // The reference clock of the stratum 1 goes silent; chronyd keeps serving as stratum 1 with
     // its last reference time, and its downstream keep synchronising from it.
-    h.refclock.stop();
+    h.refclock.as_mut().unwrap().stop();
     let (code, doc) = audit_until(
         &args,
         Duration::from_secs(40),
