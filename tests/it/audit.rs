@@ -8,7 +8,7 @@ use crate::support::TestDir;
 use crate::support::chrony_fleet::{Chronyd, Refclock, refclock_line, server_line};
 use crate::support::dns::Dns;
 use crate::support::mode7::{MONLIST_DATAGRAMS, MONLIST_ITEM_SIZE, MONLIST_ITEMS, Mode7Responder};
-use crate::support::net::{endpoint, endpoints};
+use crate::support::net;
 use crate::support::ntpsec::Ntpd;
 use serde_json::Value;
 use std::net::Ipv4Addr;
@@ -34,6 +34,22 @@ fn audit_cmd(mut cmd: Command, args: &[String]) -> (i32, Value) {
 
 fn audit(args: &[String]) -> (i32, Value) {
     audit_cmd(Command::new(BIN), args)
+}
+
+/// `count` loopback addresses sharing a port, none in 127.127.0.0/16: NTP reserves that range
+/// for reference-clock pseudo-addresses (a refid 127.127.t.u names a driver, not a server).
+fn endpoints(count: usize, tcp_too: bool) -> (Vec<Ipv4Addr>, u16) {
+    loop {
+        let (addrs, port) = net::endpoints(count, tcp_too);
+        if addrs.iter().all(|a| a.octets()[1] != 127) {
+            return (addrs, port);
+        }
+    }
+}
+
+fn endpoint() -> std::net::SocketAddr {
+    let (addrs, port) = endpoints(1, false);
+    std::net::SocketAddr::from((addrs[0], port))
 }
 
 fn targets(port: u16, addrs: &[Ipv4Addr]) -> Vec<String> {
