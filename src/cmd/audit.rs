@@ -145,11 +145,16 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
     // Configuration lint first: it needs no network.
     let mut config_findings = Vec::new();
+    let mut loaded = Vec::new();
     for path in &args.configs {
         let cfg = timeaudit_probes::config_files::load(path, None)?;
         config_findings.extend(cfg.notes.iter().cloned());
         config_findings.extend(config_lint::lint(cfg.dialect, &cfg.main, &cfg.directives, &LintParams::default()));
+        loaded.push(cfg);
     }
+    let together: Vec<(&str, config_lint::Dialect, &[config_lint::Directive])> =
+        loaded.iter().map(|c| (c.main.as_str(), c.dialect, &c.directives[..])).collect();
+    config_findings.extend(config_lint::lint_fleet(&together, &LintParams::default()));
 
     let (observations, control_probes, details) = if targets.is_empty() {
         (Vec::new(), Vec::new(), Vec::new())

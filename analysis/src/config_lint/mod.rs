@@ -338,6 +338,42 @@ pub fn lint(dialect: Dialect, main_file: &str, directives: &[Directive], params:
     out
 }
 
+/// Lints several configurations together (e.g. the masters of one fleet): when every one of them
+/// takes its time from the same single upstream host, that host is a single point of failure for
+/// all of them, which no file shows on its own. Each item: (main file, dialect, directives).
+pub fn lint_fleet(configs: &[(&str, Dialect, &[Directive])], params: &LintParams) -> Vec<ConfigFinding> {
+    if configs.len() < 2 {
+        return Vec::new();
+    }
+    let mut common: Option<String> = None;
+    for (_, dialect, directives) in configs {
+        let hosts: std::collections::BTreeSet<String> = sources(*dialect, directives, params)
+            .into_iter()
+            .filter(|s| s.usable && s.is_network() && s.kind != SourceKind::Pool)
+            .map(|s| s.host)
+            .collect();
+        if hosts.len() != 1 || sources(*dialect, directives, params).iter().any(|s| s.usable && !s.is_network()) {
+            return Vec::new();
+        }
+        let host = hosts.into_iter().next().unwrap_or_default();
+        match &common {
+            None => common = Some(host),
+            Some(c) if *c == host => {}
+            Some(_) => return Vec::new(),
+        }
+    }
+    let host = common.unwrap_or_default();
+    let files: Vec<&str> = configs.iter().map(|(f, _, _)| *f).collect();
+    vec![ConfigFinding {
+        severity: Severity::Warning,
+        code: "fleet_single_upstream",
+        file: files.join(", "),
+        line: None,
+        message: format!("all {} configurations take their time from the one upstream {host}", configs.len()),
+        fix: "give each server independent sources (several upstreams, or peers among the servers)".into(),
+    }]
+}
+
 /// Parses `text` as one file and lints it (no includes followed).
 pub fn lint_text(dialect: Dialect, file: &str, text: &str, params: &LintParams) -> Vec<ConfigFinding> {
     lint(dialect, file, &parse(dialect, file, text), params)

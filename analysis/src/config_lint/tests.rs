@@ -204,3 +204,24 @@ fn random_bytes_never_panic() {
         let _ = Dialect::detect("r.conf", &text);
     }
 }
+
+#[test]
+fn seed000_masters_share_one_upstream() {
+    let master = include_str!("../../../tests/fixtures/config/seed000-master.chrony.conf");
+    let host = include_str!("../../../tests/fixtures/config/seed000-host.chrony.conf");
+    let m1 = parse(Dialect::Chrony, "master-1.conf", master);
+    let m2 = parse(Dialect::Chrony, "master-2.conf", master);
+    let h = parse(Dialect::Chrony, "host.conf", host);
+    let p = LintParams::default();
+    let f = lint_fleet(&[("master-1.conf", Dialect::Chrony, &m1), ("master-2.conf", Dialect::Chrony, &m2)], &p);
+    assert_eq!(summary(&f), vec![s("master-1.conf, master-2.conf", Severity::Warning, "fleet_single_upstream")]);
+    assert_eq!(f[0].message, "all 2 configurations take their time from the one upstream ntp-server");
+    // With the hosts' configuration (two masters) there is no common single upstream.
+    let all = [
+        ("master-1.conf", Dialect::Chrony, &m1[..]),
+        ("master-2.conf", Dialect::Chrony, &m2[..]),
+        ("host.conf", Dialect::Chrony, &h[..]),
+    ];
+    assert_eq!(lint_fleet(&all, &p), vec![]);
+    assert_eq!(lint_fleet(&all[..1], &p), vec![]);
+}
