@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 some targets/inputs failed, 2 usage or fatal error).
 
 mod cmd;
+mod hierarchy_svg;
 #[allow(dead_code)] // its callers (export, pcap --out-dir, report) arrive with their subcommands
 mod tables;
 
@@ -24,6 +25,8 @@ enum Command {
     Classify(cmd::classify::ClassifyArgs),
     /// Write synthetic probe histories with known behaviour (ground truth) as CSV.
     Simulate(cmd::simulate::SimulateArgs),
+    /// Audit a fleet of NTP servers (hierarchy, health, exposure) and lint chrony.conf / ntp.conf.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Classify(args) => cmd::classify::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,9 +5,12 @@
 pub mod certinfo;
 pub mod change;
 pub mod classify;
+pub mod config_lint;
+pub mod fleet;
 pub mod forecast;
 pub mod httpdate;
 pub mod ntp;
 pub mod observation;
+pub mod severity;
 pub mod simulate;
 pub mod target;

@@ -2,6 +2,8 @@
 //! resolver, the NTP client, the HTTP(S) Date prober and the per-address probe entry point.
 
 pub mod clock;
+pub mod config_files;
+pub mod control;
 pub mod http;
 pub mod ntp_client;
 pub mod probe;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod classify;
 mod probe_http;
 mod probe_ntp;

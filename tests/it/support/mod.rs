@@ -6,10 +6,13 @@
 
 pub mod badhttp;
 pub mod chrony;
+pub mod chrony_fleet;
 pub mod dns;
+pub mod mode7;
 pub mod net;
 pub mod nginx;
 pub mod ntp_responder;
+pub mod ntpsec;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
