@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Measure the clock of each address of each target once (NTP, HTTP(S) Date).
     Probe(cmd::probe::ProbeArgs),
+    /// Run loopback NTP/HTTP/DNS servers whose clocks misbehave, for testing monitoring.
+    Lab(cmd::lab::LabArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Lab(args) => cmd::lab::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,4 @@
 //! One module per subcommand; each exposes its clap `Args` struct and `run`.
 
+pub mod lab;
 pub mod probe;

@@ -1,0 +1,3 @@
+//! The one integration-test binary: drives the real `timeaudit` executable. One module per area.
+
+mod lab;
