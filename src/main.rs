@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 some targets/inputs failed, 2 usage or fatal error).
 
 mod cmd;
+mod report;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ enum Command {
     Probe(cmd::probe::ProbeArgs),
     /// Run loopback NTP/HTTP/DNS servers whose clocks misbehave, for testing monitoring.
     Lab(cmd::lab::LabArgs),
+    /// Write the HTML, Markdown and JSON report of a survey and of NTP captures.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,
