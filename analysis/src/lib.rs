@@ -4,3 +4,5 @@
 
 pub mod ntp;
 pub mod observation;
+pub mod schedule;
+pub mod targets_file;
