@@ -6,4 +6,5 @@ pub mod forecast;
 pub mod ntp;
 pub mod observation;
 pub mod schedule;
+pub mod target;
 pub mod targets_file;
