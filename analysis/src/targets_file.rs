@@ -3,12 +3,9 @@
 //! caller reads the file and passes its name and text.
 
 use crate::observation::Method;
+use crate::target::{Host, Target};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
-
-/// Longest DNS name accepted (RFC 1035, presentation form without the final dot).
-pub const MAX_NAME_LEN: usize = 253;
 
 /// A target file problem, naming the file and the 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,46 +19,13 @@ pub struct TargetsFileError {
     pub message: String,
 }
 
-/// What one target line asks to be measured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetSpec {
-    /// The target exactly as written (the `target` column of every observation).
-    pub text: String,
-    /// Host name or address literal (IPv6 without brackets).
-    pub host: String,
-    /// Explicit port, if the URL gave one.
-    pub port: Option<u16>,
-    /// URL path for HTTP(S) targets (`/` when absent).
-    pub path: String,
-    /// Methods to probe: one for a URL, every method for a bare name or address.
-    pub methods: Vec<Method>,
-}
-
-impl TargetSpec {
-    /// The address literal, when the host is one (no resolution needed).
-    pub fn address_literal(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
-
-    /// The port to probe with `method`.
-    pub fn port_for(&self, method: Method) -> u16 {
-        self.port.unwrap_or(method.default_port())
-    }
-}
-
-impl fmt::Display for TargetSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
 /// One line of a targets file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetLine {
     /// 1-based line number in the file.
     pub line: usize,
-    /// The parsed target.
-    pub spec: TargetSpec,
+    /// The parsed target (bare names and addresses get every method).
+    pub target: Target,
     /// Tags written after the target (e.g. a cohort), in order.
     pub tags: Vec<String>,
 }
@@ -76,7 +40,7 @@ pub fn parse_targets_file(file: &str, text: &str) -> Result<Vec<TargetLine>, Tar
         let content = strip_comment(raw);
         let mut words = content.split_whitespace();
         let Some(first) = words.next() else { continue };
-        let spec = parse_target(first).map_err(err)?;
+        let target = Target::parse(first, &Method::ALL).map_err(|e| err(e.to_string()))?;
         let mut tags = Vec::new();
         for tag in words {
             if let Some(bad) = tag.chars().find(|c| !is_tag_char(*c)) {
@@ -84,10 +48,10 @@ pub fn parse_targets_file(file: &str, text: &str) -> Result<Vec<TargetLine>, Tar
             }
             tags.push(tag.to_string());
         }
-        if let Some(first_line) = seen.insert(spec.text.clone(), line) {
-            return Err(err(format!("duplicate target {:?} (first at line {first_line})", spec.text)));
+        if let Some(first_line) = seen.insert(target.raw.clone(), line) {
+            return Err(err(format!("duplicate target {:?} (first at line {first_line})", target.raw)));
         }
-        out.push(TargetLine { line, spec, tags });
+        out.push(TargetLine { line, target, tags });
     }
     Ok(out)
 }
@@ -105,94 +69,6 @@ fn strip_comment(line: &str) -> &str {
         }
     }
     line
-}
-
-/// Parses one target: `ntp://HOST[:PORT]`, `http(s)://HOST[:PORT][/PATH]`, a bare name, an
-/// IPv4 or IPv6 address (IPv6 optionally in brackets).
-pub fn parse_target(text: &str) -> Result<TargetSpec, String> {
-    let (methods, rest) = match text.split_once("://") {
-        Some((scheme, rest)) => {
-            let method = match scheme.to_ascii_lowercase().as_str() {
-                "ntp" => Method::Ntp,
-                "http" => Method::Http,
-                "https" => Method::Https,
-                other => {
-                    return Err(format!("unknown scheme {other:?} in {text:?} (expected ntp://, http:// or https://)"));
-                }
-            };
-            (vec![method], rest)
-        }
-        None => (Method::ALL.to_vec(), text),
-    };
-    let is_url = methods.len() == 1;
-    let (authority, path) = match rest.find('/') {
-        Some(i) if is_url => (&rest[..i], &rest[i..]),
-        Some(_) => return Err(format!("{text:?}: a path needs a scheme (http:// or https://)")),
-        None => (rest, "/"),
-    };
-    if is_url && methods[0] == Method::Ntp && path != "/" {
-        return Err(format!("{text:?}: an ntp:// target has no path"));
-    }
-    let (host, port) = split_host_port(authority, is_url).map_err(|m| format!("{text:?}: {m}"))?;
-    validate_host(&host).map_err(|m| format!("{text:?}: {m}"))?;
-    Ok(TargetSpec { text: text.to_string(), host, port, path: path.to_string(), methods })
-}
-
-fn split_host_port(authority: &str, allow_port: bool) -> Result<(String, Option<u16>), String> {
-    if authority.is_empty() {
-        return Err("empty host".into());
-    }
-    if let Some(inner) = authority.strip_prefix('[') {
-        let Some((host, after)) = inner.split_once(']') else {
-            return Err("unclosed '[' in IPv6 address".into());
-        };
-        let port = match after {
-            "" => None,
-            p => Some(parse_port(p.strip_prefix(':').ok_or("junk after ']'")?)?),
-        };
-        if port.is_some() && !allow_port {
-            return Err("a port needs a scheme (ntp://, http:// or https://)".into());
-        }
-        return Ok((host.to_string(), port));
-    }
-    // A bare IPv6 address has several colons and no port.
-    if authority.matches(':').count() > 1 {
-        return Ok((authority.to_string(), None));
-    }
-    match authority.split_once(':') {
-        Some((host, port)) if allow_port => Ok((host.to_string(), Some(parse_port(port)?))),
-        Some(_) => Err("a port needs a scheme (ntp://, http:// or https://)".into()),
-        None => Ok((authority.to_string(), None)),
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("bad port {p:?} (expected 1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
-
-fn validate_host(host: &str) -> Result<(), String> {
-    if host.parse::<IpAddr>().is_ok() {
-        return Ok(());
-    }
-    if host.contains(':') {
-        return Err(format!("bad IPv6 address {host:?}"));
-    }
-    let name = host.strip_suffix('.').unwrap_or(host);
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!("bad host name {host:?} (1 to {MAX_NAME_LEN} characters)"));
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(format!("bad host name {host:?} (empty or over-long label)"));
-        }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-            return Err(format!("bad host name {host:?} (character {c:?})"));
-        }
-    }
-    Ok(())
 }
 
 /// A share of a survey: shard `index` (0-based) of `count`.
@@ -250,35 +126,31 @@ mod tests {
         let got = parse_targets_file("t.txt", text).unwrap();
         assert_eq!(got.len(), 7);
         assert_eq!(got[0].line, 3);
-        assert_eq!(got[0].spec.host, "127.0.0.2");
-        assert_eq!(got[0].spec.port, Some(11123));
-        assert_eq!(got[0].spec.methods, vec![Method::Ntp]);
+        assert_eq!(got[0].target.host, Host::Ip("127.0.0.2".parse().unwrap()));
+        assert_eq!(got[0].target.port, Some(11123));
+        assert_eq!(got[0].target.methods, vec![Method::Ntp]);
         assert_eq!(got[0].tags, vec!["cohort=a", "lab"]);
-        assert_eq!(got[1].spec.methods, Method::ALL.to_vec());
-        assert_eq!(got[1].spec.port_for(Method::Https), 443);
-        assert_eq!(got[2].spec.path, "/x?y=1");
+        assert_eq!(got[1].target.methods, Method::ALL.to_vec());
+        assert_eq!(got[1].target.host, Host::Name("example.org".into()));
+        assert_eq!(got[2].target.path.as_deref(), Some("/x?y=1"));
         assert_eq!(got[2].line, 5);
         assert!(got[2].tags.is_empty());
-        assert_eq!(got[3].spec.host, "::1");
-        assert_eq!(got[3].spec.port, Some(8080));
-        assert_eq!(got[4].spec.address_literal(), Some("192.0.2.7".parse().unwrap()));
-        assert_eq!(got[5].spec.host, "2001:db8::1");
+        assert_eq!(got[3].target.host, Host::Ip("::1".parse().unwrap()));
+        assert_eq!(got[3].target.port, Some(8080));
+        assert_eq!(got[4].target.host.ip(), Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(got[5].target.host, Host::Ip("2001:db8::1".parse().unwrap()));
         assert_eq!(got[5].tags, vec!["v6"]);
-        assert_eq!(got[6].spec.host, "2001:db8::2");
+        assert_eq!(got[6].target.raw, "[2001:db8::2]");
     }
 
     #[test]
     fn errors_name_file_and_line() {
         let cases = [
-            ("ok.example\nftp://x.example\n", "list.txt:2: unknown scheme \"ftp\""),
-            ("ntp://h.example:0\n", "list.txt:1: \"ntp://h.example:0\": bad port \"0\""),
-            ("h.example:123\n", "list.txt:1: \"h.example:123\": a port needs a scheme"),
-            ("bad_host!.example\n", "list.txt:1: \"bad_host!.example\": bad host name"),
+            ("ok.example\nftp://x.example\n", "list.txt:2: target \"ftp://x.example\": unknown scheme \"ftp\""),
+            ("ntp://h.example:0\n", "list.txt:1: target \"ntp://h.example:0\": bad port \"0\""),
             ("a.example\n\na.example\n", "list.txt:3: duplicate target \"a.example\" (first at line 1)"),
             ("a.example tag,x\n", "list.txt:1: tag \"tag,x\" contains ','"),
-            ("ntp://h.example/x\n", "list.txt:1: \"ntp://h.example/x\": an ntp:// target has no path"),
-            ("h.example/x\n", "list.txt:1: \"h.example/x\": a path needs a scheme"),
-            ("ntp://[::1\n", "list.txt:1: \"ntp://[::1\": unclosed '['"),
+            ("ntp://h.example/x\n", "list.txt:1: target \"ntp://h.example/x\": ntp:// targets take no path"),
         ];
         for (text, want) in cases {
             let got = parse_targets_file("list.txt", text).unwrap_err().to_string();
@@ -289,7 +161,7 @@ mod tests {
     #[test]
     fn hash_inside_a_word_is_not_a_comment() {
         let got = parse_targets_file("t", "https://h.example/a#frag tag # comment\n").unwrap();
-        assert_eq!(got[0].spec.path, "/a#frag");
+        assert_eq!(got[0].target.raw, "https://h.example/a#frag");
         assert_eq!(got[0].tags, vec!["tag"]);
     }
 
