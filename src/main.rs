@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ok, 1 some targets/inputs failed, 2 usage or fatal error).
 
 mod cmd;
+mod store;
 #[allow(dead_code)] // its callers (export, pcap --out-dir, report) arrive with their subcommands
 mod tables;
 

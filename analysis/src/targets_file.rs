@@ -3,7 +3,7 @@
 //! caller reads the file and passes its name and text.
 
 use crate::observation::Method;
-use crate::target::{Host, Target};
+use crate::target::Target;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -118,6 +118,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::Host;
 
     #[test]
     fn parses_every_form_with_comments_and_tags() {
