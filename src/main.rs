@@ -3,6 +3,9 @@
 
 mod cmd;
 mod report;
+mod store;
+#[allow(dead_code)] // its callers (export, pcap --out-dir, report) arrive with their subcommands
+mod tables;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -3,7 +3,13 @@
 //! Nothing here performs I/O or reads the clock: time and bytes are passed in.
 
 pub mod capture_report;
+pub mod certinfo;
+pub mod forecast;
+pub mod httpdate;
 pub mod lab;
 pub mod ntp;
 pub mod observation;
 pub mod report;
+pub mod schedule;
+pub mod target;
+pub mod targets_file;
