@@ -4,6 +4,7 @@
 
 pub mod capture_report;
 pub mod certinfo;
+pub mod classify;
 pub mod forecast;
 pub mod httpdate;
 pub mod lab;
@@ -11,5 +12,6 @@ pub mod ntp;
 pub mod observation;
 pub mod report;
 pub mod schedule;
+pub mod simulate;
 pub mod target;
 pub mod targets_file;
