@@ -21,12 +21,18 @@ struct Cli {
 enum Command {
     /// Measure the clock of each address of each target once (NTP, HTTP(S) Date).
     Probe(cmd::probe::ProbeArgs),
+    /// Probe the due targets of a targets file into the survey store (run it from cron).
+    Survey(cmd::survey::SurveyArgs),
+    /// Write the observations of a survey store as CSV, JSON Lines or Parquet.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Survey(args) => cmd::survey::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,5 @@
 //! One module per subcommand; each exposes its clap `Args` struct and `run`.
 
+pub mod export;
 pub mod probe;
+pub mod survey;
