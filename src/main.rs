@@ -26,6 +26,10 @@ enum Command {
     Lab(cmd::lab::LabArgs),
     /// Write the HTML, Markdown and JSON report of a survey and of NTP captures.
     Report(cmd::report::ReportArgs),
+    /// Probe the due targets of a targets file into the survey store (run it from cron).
+    Survey(cmd::survey::SurveyArgs),
+    /// Write the observations of a survey store as CSV, JSON Lines or Parquet.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,8 @@ fn main() -> ExitCode {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Report(args) => cmd::report::run(args),
+        Command::Survey(args) => cmd::survey::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(code) => code,

@@ -106,9 +106,10 @@ impl Politeness {
     }
 
     /// Waits for a concurrency slot, then for the earliest start that keeps both the global rate
-    /// and the per-address gap for a probe of `queries` queries to `addr`; reserves it and
-    /// sleeps until then. Refuses when that start would fall after the deadline.
-    pub async fn admit(&self, addr: IpAddr, queries: u32) -> Result<Admission, Refused> {
+    /// and the per-address gap for a probe of `queries` queries to `addr` sent over `span` (first
+    /// to last query); reserves it and sleeps until then. The address is next free `gap` after the
+    /// probe's last query. Refuses when that start would fall after the deadline.
+    pub async fn admit(&self, addr: IpAddr, queries: u32, span: Duration) -> Result<Admission, Refused> {
         let slot = Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Refused::Deadline)?;
         let start = {
             let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,7 +121,7 @@ impl Politeness {
             }
             let per_query = Duration::from_secs_f64(1.0 / self.limits.rate.max(1e-6));
             pace.next_global = start + per_query * queries.max(1);
-            pace.next_per_addr.insert(addr, start + self.limits.gap * queries.max(1));
+            pace.next_per_addr.insert(addr, start + span + self.limits.gap);
             start
         };
         tokio::time::sleep_until(start).await;
@@ -155,7 +156,7 @@ mod tests {
         let t0 = p.started();
         let mut starts = vec![];
         for addr in [a, b, a, b, b] {
-            let adm = p.admit(addr, 1).await.unwrap();
+            let adm = p.admit(addr, 1, Duration::ZERO).await.unwrap();
             starts.push((adm.start - t0).as_millis());
         }
         // a@0, b@100 (rate), a@1000 (gap), b@1100 (gap from 100), b@2100.
@@ -166,9 +167,14 @@ mod tests {
     async fn multi_query_probes_cost_several_tokens() {
         let p = Politeness::new(limits(4.0, 0, 100));
         let t0 = p.started();
-        let a = p.admit("127.0.0.1".parse().unwrap(), 3).await.unwrap();
-        let b = p.admit("127.0.0.2".parse().unwrap(), 1).await.unwrap();
-        assert_eq!(((a.start - t0).as_millis(), (b.start - t0).as_millis()), (0, 750));
+        let a = p.admit("127.0.0.1".parse().unwrap(), 3, Duration::from_secs(2)).await.unwrap();
+        let b = p.admit("127.0.0.2".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
+        let c = p.admit("127.0.0.1".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
+        // a: 3 tokens (750 ms of rate); its address is busy for its 2 s span.
+        assert_eq!(
+            ((a.start - t0).as_millis(), (b.start - t0).as_millis(), (c.start - t0).as_millis()),
+            (0, 750, 2000)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -178,7 +184,7 @@ mod tests {
         let p = Politeness::new(l);
         let mut admitted = 0;
         for i in 0..10u8 {
-            match p.admit(IpAddr::from([127, 0, 0, i]), 1).await {
+            match p.admit(IpAddr::from([127, 0, 0, i]), 1, Duration::ZERO).await {
                 Ok(_) => admitted += 1,
                 Err(Refused::Deadline) => break,
             }
@@ -189,10 +195,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrency_slots_are_held_until_dropped() {
         let p = Politeness::new(limits(1000.0, 0, 2));
-        let x = p.admit("127.0.0.1".parse().unwrap(), 1).await.unwrap();
-        let _y = p.admit("127.0.0.2".parse().unwrap(), 1).await.unwrap();
+        let x = p.admit("127.0.0.1".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
+        let _y = p.admit("127.0.0.2".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
         let p2 = p.clone();
-        let third = tokio::spawn(async move { p2.admit("127.0.0.3".parse().unwrap(), 1).await.map(|a| a.start) });
+        let third =
+            tokio::spawn(
+                async move { p2.admit("127.0.0.3".parse().unwrap(), 1, Duration::ZERO).await.map(|a| a.start) },
+            );
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!third.is_finished());
         drop(x);

@@ -1,5 +1,7 @@
 //! One module per subcommand; each exposes its clap `Args` struct and `run`.
 
+pub mod export;
 pub mod lab;
 pub mod probe;
 pub mod report;
+pub mod survey;

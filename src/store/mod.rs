@@ -37,7 +37,9 @@ pub enum StoreError {
         source: tokio_postgres::Error,
     },
     /// The store was written by a newer timeaudit.
-    #[error("{store}: schema version {found} is newer than this timeaudit understands ({SCHEMA_VERSION}); upgrade timeaudit")]
+    #[error(
+        "{store}: schema version {found} is newer than this timeaudit understands ({SCHEMA_VERSION}); upgrade timeaudit"
+    )]
     TooNew {
         /// Which store.
         store: String,
@@ -175,8 +177,6 @@ pub trait Store: Send {
         until: Option<f64>,
         each: &mut dyn FnMut(StoredObservation) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
-    /// The runs, oldest first: (id, prober, status, probed).
-    fn runs(&mut self) -> Result<Vec<(i64, String, String, i64)>, StoreError>;
 }
 
 /// Where the embedded store lives unless `--db` says otherwise:

@@ -375,14 +375,6 @@ impl Store for PgStore {
         }
         Ok(())
     }
-
-    fn runs(&mut self) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
-        let rows = self
-            .rt
-            .block_on(self.client.query("SELECT id, prober, status, coalesce(probed, 0) FROM runs ORDER BY id", &[]))
-            .map_err(self.err())?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
-    }
 }
 
 #[cfg(test)]

@@ -97,8 +97,10 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let name = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Other { store: name.clone(), message: format!("creating {}: {e}", dir.display()) })?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Other {
+                store: name.clone(),
+                message: format!("creating {}: {e}", dir.display()),
+            })?;
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite { store: name.clone(), source })?;
         let mut store = SqliteStore { conn, name, target_ids: HashMap::new() };
@@ -114,7 +116,10 @@ impl SqliteStore {
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.err())?;
         let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(self.err())?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Other { store: self.name.clone(), message: format!("cannot use WAL (journal mode {mode})") });
+            return Err(StoreError::Other {
+                store: self.name.clone(),
+                message: format!("cannot use WAL (journal mode {mode})"),
+            });
         }
         self.conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(self.err())?;
         let found = self.schema_version()?;
@@ -123,14 +128,14 @@ impl SqliteStore {
         }
         let steps = migrations();
         for (from, sql) in steps.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|source| {
-                StoreError::Sqlite { store: self.name.clone(), source }
-            })?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
             // Another process may have migrated while we waited for the write lock.
-            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|source| StoreError::Sqlite {
-                store: self.name.clone(),
-                source,
-            })?;
+            let now: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
             if now > i64::try_from(from).unwrap_or(i64::MAX) {
                 continue;
             }
@@ -143,6 +148,7 @@ impl SqliteStore {
     }
 
     /// The underlying connection (tests use it to inspect rows).
+    #[cfg(test)]
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
@@ -252,7 +258,8 @@ impl Store for SqliteStore {
             .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
         let mut out = HashMap::new();
         for row in rows {
-            let (key, reason, mut state) = row.map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
+            let (key, reason, mut state) =
+                row.map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
             state.reason = reason.parse().map_err(|message| StoreError::BadValue {
                 store: self.name.clone(),
                 column: "schedule.reason".into(),
@@ -367,7 +374,9 @@ impl Store for SqliteStore {
         while let Some(r) = rows.next().map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })? {
             let id: i64 = r.get(0)?;
             let run_id: i64 = r.get(1)?;
-            let cells = (0..OBSERVATION_COLUMNS.len()).map(|i| r.get_ref(i + 2).map(sql_to_cell)).collect::<Result<Vec<_>, _>>()?;
+            let cells = (0..OBSERVATION_COLUMNS.len())
+                .map(|i| r.get_ref(i + 2).map(sql_to_cell))
+                .collect::<Result<Vec<_>, _>>()?;
             let obs = from_cells(cells).map_err(|(column, message)| StoreError::BadValue {
                 store: self.name.clone(),
                 column: format!("{column} (row {id})"),
@@ -376,19 +385,6 @@ impl Store for SqliteStore {
             each(StoredObservation { id, run_id, obs })?;
         }
         Ok(())
-    }
-
-    fn runs(&mut self) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, prober, status, coalesce(probed, 0) FROM runs ORDER BY id")
-            .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source })?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| StoreError::Sqlite { store: self.name.clone(), source });
-        rows
     }
 }
 
@@ -414,7 +410,13 @@ mod tests {
         };
         let due = SchedulePolicy::default().next(
             None,
-            &ProbeOutcome { t: obs.t_send, offset: obs.offset, offset_lo: obs.offset_lo, offset_hi: obs.offset_hi, error: None },
+            &ProbeOutcome {
+                t: obs.t_send,
+                offset: obs.offset,
+                offset_lo: obs.offset_lo,
+                offset_hi: obs.offset_hi,
+                error: None,
+            },
         );
         ProbeRow { obs, due }
     }
