@@ -30,6 +30,8 @@ enum Command {
     Survey(cmd::survey::SurveyArgs),
     /// Write the observations of a survey store as CSV, JSON Lines or Parquet.
     Export(cmd::export::ExportArgs),
+    /// See everything work offline: a lab of bent clocks, surveyed for a minute, classified, reported.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(args),
         Command::Survey(args) => cmd::survey::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -58,9 +58,9 @@ pub struct Segment {
 }
 
 /// The classifier's verdict on one series (target, address, method), as `timeaudit classify
-/// --format json` reports it. `offset_s` is the offset at the series' first observation and
-/// `rate_ppm` the slope from there (the report draws that line, or the sawtooth with
-/// `reset_period_s`).
+/// --format json` reports it. `offset_s` is the offset at the series' last reading and
+/// `rate_ppm` the slope (the report draws that line through the last reading, or the sawtooth
+/// with `reset_period_s`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
     /// Target.
@@ -282,6 +282,83 @@ pub struct SurveyReport {
     pub changes: Vec<ChangeRow>,
 }
 
+/// The model drawn over a classified series: the line through the last reading with the
+/// classifier's rate, or for a sawtooth the same line restarted at each reset (the last reset is
+/// located in the data: the last drop of more than half a tooth; the level each tooth starts
+/// from is fitted to the readings).
+pub fn fit_model(c: &Classification, points: &[IntervalPoint]) -> Option<FitModel> {
+    let last = points.last()?;
+    let offset_last = c.offset_s?;
+    match c.class.as_str() {
+        "ok" | "offset" | "drifting" | "stuck" => {
+            let rate = c.rate_ppm.unwrap_or(if c.class == "stuck" { -1e6 } else { 0.0 });
+            Some(FitModel { t0: last.t, offset_s: offset_last, rate_ppm: rate, period_s: None })
+        }
+        "resetting" => {
+            let rate = c.rate_ppm?;
+            let period = c.reset_period_s.filter(|p| *p > 0.0)?;
+            let tooth = (rate * 1e-6 * period).abs();
+            let mid = |p: &IntervalPoint| (p.lo + p.hi) / 2.0;
+            let reset_at = points
+                .windows(2)
+                .rev()
+                .find(|w| (mid(&w[1]) - mid(&w[0])) * rate.signum() < -tooth / 2.0)
+                .map(|w| (w[0].t + w[1].t) / 2.0)?;
+            // The level each tooth starts from: the median of the readings minus the ramp.
+            let mut model = FitModel { t0: reset_at, offset_s: 0.0, rate_ppm: rate, period_s: Some(period) };
+            let residuals: Vec<f64> = points.iter().map(|p| mid(p) - model.at(p.t)).collect();
+            model.offset_s = median(&residuals).unwrap_or(offset_last);
+            Some(model)
+        }
+        _ => None,
+    }
+}
+
+/// Classifies every (target, address, method) series of `obs` with the classifier
+/// ([`crate::classify`]) and returns the verdicts in the report's form.
+pub fn classify_series(obs: &[Observation], params: &crate::classify::ClassifierParams) -> Vec<Classification> {
+    let mut groups: BTreeMap<(String, String, Option<Method>), Vec<&Observation>> = BTreeMap::new();
+    for o in obs {
+        groups.entry((o.target.clone(), o.address.clone(), o.method)).or_default().push(o);
+    }
+    let mut classifier = crate::classify::Classifier::new(params.clone());
+    groups
+        .into_iter()
+        .map(|((target, address, method), mut list)| {
+            list.sort_by(|a, b| a.t_send.total_cmp(&b.t_send));
+            let (samples, failed) = crate::classify::samples_from_observations(list.iter().copied());
+            let v = classifier.classify(&samples, failed);
+            Classification {
+                target,
+                address,
+                method,
+                class: v.class.as_str().to_string(),
+                confidence: Some(v.confidence),
+                offset_s: v.offset_s,
+                rate_ppm: v.rate_ppm,
+                resets: v.resets.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+                reset_period_s: v.reset_period_s,
+                backends: v
+                    .backends
+                    .iter()
+                    .map(|b| Backend {
+                        share: b.share,
+                        class: b.class.as_str().to_string(),
+                        offset_s: Some(b.offset_s),
+                        rate_ppm: Some(b.rate_ppm),
+                    })
+                    .collect(),
+                segments: v
+                    .segments
+                    .iter()
+                    .map(|s| Segment { start: s.start, end: s.end, class: s.class.as_str().to_string() })
+                    .collect(),
+                timezone_suspect: v.timezone_suspect,
+            }
+        })
+        .collect()
+}
+
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -364,18 +441,7 @@ pub fn survey_report(obs: &[Observation], classes: &[Classification], params: &R
             })
             .collect();
         if !points.is_empty() {
-            let fit = c.and_then(|c| {
-                let t0 = points[0].t;
-                match c.class.as_str() {
-                    "ok" | "offset" | "drifting" | "stuck" | "resetting" => Some(FitModel {
-                        t0,
-                        offset_s: c.offset_s?,
-                        rate_ppm: c.rate_ppm.unwrap_or(if c.class == "stuck" { -1e6 } else { 0.0 }),
-                        period_s: if c.class == "resetting" { c.reset_period_s } else { None },
-                    }),
-                    _ => None,
-                }
-            });
+            let fit = c.and_then(|c| fit_model(c, &points));
             let plot = SeriesPlot {
                 target: key.0.clone(),
                 address: key.1.clone(),
@@ -580,7 +646,7 @@ mod tests {
             address: "10.0.0.1".into(),
             method: Some(Method::Ntp),
             class: "drifting".into(),
-            offset_s: Some(0.2),
+            offset_s: Some(0.3),
             rate_ppm: Some(10_000.0),
             segments: vec![
                 Segment { start: 0.0, end: 5.0, class: "ok".into() },
@@ -601,7 +667,7 @@ mod tests {
         assert_eq!(r.changes.len(), 1);
         assert_eq!((r.changes[0].from.as_str(), r.changes[0].to.as_str(), r.changes[0].at), ("ok", "drifting", 5.0));
         let fit = r.plots["drifting"][0].fit.unwrap();
-        assert!((fit.at(fit.t0 + 10.0) - 0.3).abs() < 1e-9);
+        assert!((fit.at(fit.t0 - 10.0) - 0.2).abs() < 1e-9);
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub struct LabConfig {
     pub behaviours: Vec<Behaviour>,
     /// Address of the DNS server; the clock servers take the following addresses.
     pub base: Ipv4Addr,
-    /// NTP port of every server (0: an ephemeral port each).
+    /// NTP port of every server (0: the first server takes an ephemeral port, the others the same).
     pub ntp_port: u16,
-    /// HTTP port of every server (0: an ephemeral port each).
+    /// HTTP port of every server (0: as for NTP).
     pub http_port: u16,
     /// DNS port (0: ephemeral).
     pub dns_port: u16,
@@ -121,6 +121,9 @@ impl Lab {
         let mut servers = Vec::new();
         let mut tasks = Vec::new();
         let mut names: Vec<DnsName> = Vec::new();
+        // With port 0 the first server picks a free port and every other server reuses it (they
+        // are on different addresses), so one name can lead to all of them on one port.
+        let (mut ntp_port_all, mut http_port_all) = (config.ntp_port, config.http_port);
         for (i, b) in config.behaviours.iter().enumerate() {
             let address = offset_addr(config.base, i + 1)?;
             let same_kind = config.behaviours[..i].iter().filter(|o| o.short_name() == b.short_name()).count();
@@ -131,12 +134,12 @@ impl Lab {
             };
             let clock = Arc::new(LabClock::new(b.clone(), start, config.seed.wrapping_add(i as u64)));
             let counter = Arc::new(AtomicU64::new(0));
-            let ntp_at = SocketAddr::new(IpAddr::V4(address), config.ntp_port);
+            let ntp_at = SocketAddr::new(IpAddr::V4(address), ntp_port_all);
             let udp =
                 UdpSocket::bind(ntp_at).await.map_err(|source| LabError::Bind { what: "NTP", addr: ntp_at, source })?;
             let ntp_port =
                 udp.local_addr().map_err(|source| LabError::Bind { what: "NTP", addr: ntp_at, source })?.port();
-            let http_at = SocketAddr::new(IpAddr::V4(address), config.http_port);
+            let http_at = SocketAddr::new(IpAddr::V4(address), http_port_all);
             let tcp = TcpListener::bind(http_at).await.map_err(|source| LabError::Bind {
                 what: "HTTP",
                 addr: http_at,
@@ -144,6 +147,8 @@ impl Lab {
             })?;
             let http_port =
                 tcp.local_addr().map_err(|source| LabError::Bind { what: "HTTP", addr: http_at, source })?.port();
+            ntp_port_all = ntp_port;
+            http_port_all = http_port;
             if matches!(b, Behaviour::Silent) {
                 // Hold the sockets, never answer.
                 tasks.push(tokio::spawn(async move {

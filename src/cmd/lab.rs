@@ -22,10 +22,10 @@ pub struct LabArgs {
     /// Address of the DNS server; the clock servers take the next addresses (must be in 127.0.0.0/8).
     #[arg(long, default_value = "127.0.0.50")]
     pub base_addr: Ipv4Addr,
-    /// NTP port of every server (0: an ephemeral port each).
+    /// NTP port of every server (0: a free port, the same for all).
     #[arg(long, default_value_t = 12300)]
     pub ntp_port: u16,
-    /// HTTP port of every server (0: an ephemeral port each).
+    /// HTTP port of every server (0: a free port, the same for all).
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
     /// DNS port.

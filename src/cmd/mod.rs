@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes its clap `Args` struct and `run`.
 
+pub mod demo;
 pub mod export;
 pub mod lab;
 pub mod probe;

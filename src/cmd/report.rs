@@ -4,9 +4,12 @@
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use timeaudit_analysis::report::{ReportData, ReportParams, survey_report};
+use timeaudit_analysis::classify::ClassifierParams;
+use timeaudit_analysis::observation::Observation;
+use timeaudit_analysis::report::{ReportData, ReportParams, classify_series, survey_report};
 
 use crate::report;
+use crate::store;
 
 /// Arguments of `timeaudit report`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +20,8 @@ pub struct ReportArgs {
     /// Observations as CSV (the export format; columns as `timeaudit probe --format json`).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Classifier results (JSON array or JSON lines as `timeaudit classify --format json`).
+    /// Classifier results (JSON array or JSON lines as `timeaudit classify --format json`);
+    /// without it every series is classified with the default classifier parameters.
     #[arg(long)]
     pub classes: Option<PathBuf>,
     /// NTP captures to analyse for the capture part.
@@ -39,10 +43,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             data.sources.push(path.display().to_string());
             Some(report::read_observations_csv(path)?)
         }
-        (None, Some(db)) => anyhow::bail!(
-            "{}: reading the survey store is not wired into this build yet; export it to CSV and use --input",
-            db.display()
-        ),
+        (None, Some(db)) => {
+            data.sources.push(db.display().to_string());
+            Some(read_store(&db.display().to_string())?)
+        }
         (None, None) if args.pcap.is_empty() => {
             anyhow::bail!("nothing to report: give --input FILE.csv, --db PATH or --pcap FILE")
         }
@@ -56,9 +60,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     if let Some(obs) = observations {
-        if classes.is_empty() {
-            data.notes.push("No classifications given (--classes): series are shown as unclassified.".into());
-        }
+        let classes =
+            if args.classes.is_none() { classify_series(&obs, &ClassifierParams::default()) } else { classes };
         data.survey = Some(survey_report(&obs, &classes, &ReportParams::default()));
     }
     if let Some(first) = args.pcap.first() {
@@ -67,4 +70,16 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     report::write_report(&data, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
     eprintln!("timeaudit report: wrote {}/index.html, report.md, report.json", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every observation in the survey store `db` (SQLite path or PostgreSQL URL).
+fn read_store(db: &str) -> anyhow::Result<Vec<Observation>> {
+    let mut st = store::open(Some(db)).with_context(|| format!("opening the survey store {db}"))?;
+    let mut out = Vec::new();
+    st.for_each_observation(None, None, &mut |row| {
+        out.push(row.obs);
+        Ok(())
+    })
+    .with_context(|| format!("reading observations from {}", st.describe()))?;
+    Ok(out)
 }
