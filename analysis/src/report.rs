@@ -246,11 +246,11 @@ pub struct ChangeRow {
 /// The survey part of a report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SurveyReport {
-    /// Distinct targets.
+    /// Distinct hosts (targets without scheme, port and path).
     pub hosts: usize,
-    /// Distinct (target, address) pairs.
+    /// Distinct (host, address) pairs.
     pub addresses: usize,
-    /// Distinct (target, address) pairs that answered at least once.
+    /// Distinct (host, address) pairs that answered at least once (by any method).
     pub addresses_answered: usize,
     /// Series (target, address, method).
     pub series_count: usize,
@@ -357,6 +357,20 @@ pub fn classify_series(obs: &[Observation], params: &crate::classify::Classifier
             }
         })
         .collect()
+}
+
+/// The host of a target as written: scheme, path and port removed (`ntp://a.example:123` →
+/// `a.example`, `http://[::1]:8080/` → `::1`).
+pub fn host_of(target: &str) -> &str {
+    let rest = target.split_once("://").map_or(target, |(_, r)| r);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = rest.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    match rest.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => rest,
+    }
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -573,13 +587,13 @@ pub fn survey_report(obs: &[Observation], classes: &[Classification], params: &R
     }
     changes.sort_by(|a, b| a.at.total_cmp(&b.at));
 
-    let addresses: BTreeSet<(&str, &str)> = series.iter().map(|s| (s.target.as_str(), s.address.as_str())).collect();
+    let addresses: BTreeSet<(&str, &str)> = series.iter().map(|s| (host_of(&s.target), s.address.as_str())).collect();
     let answered: BTreeSet<(&str, &str)> =
-        series.iter().filter(|s| s.answered > 0).map(|s| (s.target.as_str(), s.address.as_str())).collect();
+        series.iter().filter(|s| s.answered > 0).map(|s| (host_of(&s.target), s.address.as_str())).collect();
     let t_first = obs.iter().map(|o| o.t_send).reduce(f64::min).unwrap_or(0.0);
     let t_last = obs.iter().map(|o| o.t_send).reduce(f64::max).unwrap_or(0.0);
     SurveyReport {
-        hosts: series.iter().map(|s| &s.target).collect::<BTreeSet<_>>().len(),
+        hosts: series.iter().map(|s| host_of(&s.target)).collect::<BTreeSet<_>>().len(),
         addresses: addresses.len(),
         addresses_answered: answered.len(),
         series_count: series.len(),
@@ -656,6 +670,11 @@ mod tests {
         }];
         let r = survey_report(&o, &c, &ReportParams::default());
         assert_eq!((r.hosts, r.addresses, r.addresses_answered, r.series_count, r.observations), (2, 3, 2, 3, 4));
+        assert_eq!(host_of("ntp://a.example:123"), "a.example");
+        assert_eq!(host_of("http://[::1]:8080/x"), "::1");
+        assert_eq!(host_of("https://b.example/"), "b.example");
+        assert_eq!(host_of("c.example"), "c.example");
+        assert_eq!(host_of("2001:db8::1"), "2001:db8::1");
         assert_eq!(r.by_class.get("drifting"), Some(&1));
         assert_eq!(r.by_class.get("unclassified"), Some(&1));
         assert_eq!(r.by_class.get("unreachable"), Some(&1));

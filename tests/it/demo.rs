@@ -1,0 +1,45 @@
+//! `timeaudit demo`: finishes in under two minutes and classifies every lab server as built.
+
+use std::process::Command;
+use std::time::Instant;
+
+#[test]
+fn demo_classifies_each_lab_server_as_its_class() {
+    let out = super::report::temp_dir("demo");
+    let started = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+        .args(["demo", "--base-addr", "127.0.0.120", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(elapsed < 120.0, "demo took {elapsed:.1} s");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let lab = json["lab"].as_array().unwrap();
+    let classes: Vec<(&str, &str)> =
+        lab.iter().map(|l| (l["expected_class"].as_str().unwrap(), l["found_class"].as_str().unwrap())).collect();
+    assert_eq!(
+        classes,
+        [
+            ("ok", "ok"),
+            ("offset", "offset"),
+            ("drifting", "drifting"),
+            ("stuck", "stuck"),
+            ("resetting", "resetting"),
+            ("random", "random"),
+            ("load_balanced", "load_balanced"),
+            ("unreachable", "unreachable"),
+        ]
+    );
+    // The load-balanced name lists all eight addresses.
+    let names = json["survey"]["load_balanced"].as_array().unwrap();
+    assert!(names.iter().all(|n| n["backends"].as_array().unwrap().len() == 8));
+    // One observation per address, method and one-second round.
+    let n = json["survey"]["observations"].as_u64().unwrap();
+    assert_eq!(n % 16, 0, "{n} observations");
+    assert!((55 * 16..=61 * 16).contains(&n), "{n} observations in 60 s");
+    assert!(out.join("index.html").exists() && out.join("report.md").exists() && out.join("observations.csv").exists());
+    std::fs::remove_dir_all(out).unwrap();
+}
