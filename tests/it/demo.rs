@@ -5,11 +5,12 @@ use std::time::Instant;
 
 #[test]
 fn demo_classifies_each_lab_server_as_its_class() {
-    let out = super::report::temp_dir("demo");
+    let dir = crate::support::TestDir::new("demo");
+    let out = dir.path();
     let started = Instant::now();
     let o = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
         .args(["demo", "--base-addr", "127.0.0.120", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     let elapsed = started.elapsed().as_secs_f64();
@@ -41,5 +42,4 @@ fn demo_classifies_each_lab_server_as_its_class() {
     assert_eq!(n % 16, 0, "{n} observations");
     assert!((55 * 16..=61 * 16).contains(&n), "{n} observations in 60 s");
     assert!(out.join("index.html").exists() && out.join("report.md").exists() && out.join("observations.csv").exists());
-    std::fs::remove_dir_all(out).unwrap();
 }

@@ -1,5 +1,9 @@
-//! The one integration-test binary: drives the real `timeaudit` executable. One module per area.
+//! The one integration-test binary: drives the real `timeaudit` executable against real servers
+//! on loopback (see `support/`). One module per area.
+
+mod support;
 
 mod demo;
 mod lab;
+mod probe_ntp;
 mod report;

@@ -6,18 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{TestDir, require_program};
+
 const DATASET: &str = "datasets/survey/lab-demo-60s.csv";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A fresh directory under the system temp dir, unique to this test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("timeaudit-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn run_report(out: &Path) -> serde_json::Value {
@@ -35,8 +29,9 @@ fn run_report(out: &Path) -> serde_json::Value {
 
 #[test]
 fn report_json_matches_the_dataset_and_the_golden_file() {
-    let out = temp_dir("report-json");
-    let json = run_report(&out);
+    let dir = TestDir::new("report-json");
+    let out = dir.path();
+    let json = run_report(out);
     let s = &json["survey"];
 
     // Recompute the headline figures straight from the CSV.
@@ -103,7 +98,6 @@ fn report_json_matches_the_dataset_and_the_golden_file() {
     }
     golden["sources"] = serde_json::json!(["<dataset>"]);
     insta::assert_json_snapshot!("report_lab_dataset", golden);
-    std::fs::remove_dir_all(out).unwrap();
 }
 
 /// The `<figure class="plot">` elements of a page: (id, inner SVG).
@@ -126,8 +120,9 @@ pub fn plot_figures(html: &str) -> Vec<(String, String)> {
 
 #[test]
 fn report_html_has_every_plot_drawn_and_nothing_external() {
-    let out = temp_dir("report-html");
-    let json = run_report(&out);
+    let dir = TestDir::new("report-html");
+    let out = dir.path();
+    let json = run_report(out);
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
 
     let mut want = vec!["offset-cdf".to_string()];
@@ -169,19 +164,11 @@ fn report_html_has_every_plot_drawn_and_nothing_external() {
         json["survey"]["hosts"], json["survey"]["addresses"], json["survey"]["addresses_answered"]
     )));
     assert!(md.contains(&format!("| {n} |")), "observations in the Markdown totals");
-    std::fs::remove_dir_all(out).unwrap();
 }
 
-/// Path of the Chromium executable, or a failure naming how to install it.
+/// Path of the Chromium executable (Debian package chromium), or a failure naming how to install it.
 pub fn chromium() -> PathBuf {
-    for c in ["chromium", "chromium-browser"] {
-        if let Ok(o) = Command::new("sh").args(["-c", &format!("command -v {c}")]).output()
-            && o.status.success()
-        {
-            return PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-        }
-    }
-    panic!("chromium is not installed: run scripts/install-deps (apt-get install chromium)");
+    require_program("chromium")
 }
 
 /// Renders `html` in headless Chromium to a PNG; returns (width, height, RGBA pixels, stderr).
@@ -221,8 +208,9 @@ pub fn render_png(html: &Path, png: &Path, profile: &Path) -> (u32, u32, Vec<u8>
 
 #[test]
 fn report_renders_in_headless_chromium() {
-    let out = temp_dir("report-chromium");
-    run_report(&out);
+    let dir = TestDir::new("report-chromium");
+    let out = dir.path();
+    run_report(out);
     let (w, h, px, stderr) = render_png(&out.join("index.html"), &out.join("page.png"), &out.join("profile"));
     for line in stderr.lines() {
         assert!(!line.contains(":CONSOLE("), "console message: {line}");
@@ -241,12 +229,12 @@ fn report_renders_in_headless_chromium() {
     let blue = px.chunks(4).filter(|p| p[2] > 150 && p[0] < 80 && p[1] > 90 && p[1] < 150).count();
     assert!(dark_rows > (h as usize) / 4, "only {dark_rows} rows with text or lines");
     assert!(blue > 1000, "only {blue} pixels of the data colour: plots not drawn?");
-    std::fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
 fn report_rejects_bad_input_naming_the_file() {
-    let out = temp_dir("report-bad");
+    let dir = TestDir::new("report-bad");
+    let out = dir.path();
     let bad = out.join("bad.csv");
     std::fs::write(
         &bad,
@@ -263,7 +251,6 @@ fn report_rejects_bad_input_naming_the_file() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.csv: bad observation on data row 1"), "{err}");
-    std::fs::remove_dir_all(out).unwrap();
 }
 
 #[test]
