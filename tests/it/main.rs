@@ -5,5 +5,6 @@ mod support;
 
 mod demo;
 mod lab;
+mod probe_http;
 mod probe_ntp;
 mod report;

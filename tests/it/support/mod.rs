@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod badhttp;
 pub mod chrony;
 pub mod dns;
 pub mod net;
+pub mod nginx;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
