@@ -3,7 +3,7 @@
 //! runs, the run lock, SIGTERM mid-run, the deadline, rate and per-address gap measured at the
 //! server, shards, export round trips, and the PostgreSQL store with two probers at once.
 
-use crate::support::ntp_responder::{Behaviour, NtpResponder};
+use crate::support::counting_ntp::{Behaviour, NtpResponder};
 use crate::support::postgres::Postgres;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};

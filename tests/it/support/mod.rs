@@ -1,4 +1,4 @@
 //! Harness code shared by the integration tests: one file per server kind.
 
-pub mod ntp_responder;
+pub mod counting_ntp;
 pub mod postgres;
