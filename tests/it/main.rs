@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `timeaudit` executable against real servers
-//! on loopback. One module per area; shared harness code in `support/`.
+//! on loopback (see `support/`). One module per area.
 
 mod support;
 
+mod probe_ntp;
 mod survey;

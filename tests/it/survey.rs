@@ -3,11 +3,14 @@
 //! runs, the run lock, SIGTERM mid-run, the deadline, rate and per-address gap measured at the
 //! server, shards, export round trips, and the PostgreSQL store with two probers at once.
 
+use crate::support::chrony::Chrony;
 use crate::support::counting_ntp::{Behaviour, NtpResponder};
+use crate::support::dns::Dns;
+use crate::support::net;
 use crate::support::postgres::Postgres;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -83,13 +86,14 @@ struct Sched {
 
 fn schedule(db: &Path) -> BTreeMap<String, Sched> {
     let c = Connection::open(db).unwrap();
-    let mut st =
-        c.prepare("SELECT target, next_due, interval_s, reason, failures FROM schedule WHERE prober = 'it'").unwrap();
+    let mut st = c
+        .prepare("SELECT target, address, next_due, interval_s, reason, failures FROM schedule WHERE prober = 'it'")
+        .unwrap();
     st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Sched { next_due: r.get(1)?, interval: r.get(2)?, reason: r.get(3)?, failures: r.get(4)? },
-        ))
+        let (target, address): (String, String) = (r.get(0)?, r.get(1)?);
+        // Names that resolve to several addresses are keyed "TARGET ADDRESS"; literals "TARGET ".
+        let key = if target.contains("survey.test") { format!("{target} {address}") } else { format!("{target} ") };
+        Ok((key, Sched { next_due: r.get(2)?, interval: r.get(3)?, reason: r.get(4)?, failures: r.get(5)? }))
     })
     .unwrap()
     .map(Result::unwrap)
@@ -149,23 +153,43 @@ fn assert_close(got: f64, want: f64, what: &str) {
 fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     let dir = temp_dir("fleet");
     let fleet = Fleet::start("127.0.4");
-    let targets = fleet.targets();
+    // Two chronyd under libfaketime behind one DNS name: one an hour behind, one on time.
+    let (caddrs, cport) = net::endpoints(2, false);
+    let behind = Chrony::start(caddrs[0], cport, "-3600");
+    let ontime = Chrony::start(caddrs[1], cport, "+0");
+    let dns = Dns::start(&[("ntp.survey.test", IpAddr::V4(caddrs[0])), ("ntp.survey.test", IpAddr::V4(caddrs[1]))]);
+    let pair = format!("ntp://ntp.survey.test:{cport}");
+    let targets = format!("{}{pair} cohort=pair\n", fleet.targets());
     let [good, far, slow, kod, dead] = fleet.names();
     let db = dir.join("survey.sqlite");
+    let resolver = dns.addr.to_string();
+    let cmd = |extra: &[&str]| {
+        let mut args = vec!["--resolver", resolver.as_str()];
+        args.extend_from_slice(extra);
+        survey_cmd(&dir, &targets, &args)
+    };
 
-    let out = run(survey_cmd(&dir, &targets, &[]));
+    let out = run(cmd(&[]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "", "silent under cron except the summary line");
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("survey: probed 5, answered 3, failed 2, "), "{stdout}");
+    assert!(stdout.starts_with("survey: probed 7, answered 5, failed 2, "), "{stdout}");
     let worst: f64 = stdout.split("worst offset ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    assert!((worst + 90.0).abs() < 0.01, "{stdout}");
-    assert!(stdout.contains(&format!("({far} {})", fleet.far.addr().ip())), "{stdout}");
+    assert!((worst + 3600.0).abs() < 0.01, "{stdout}");
+    assert!(stdout.contains(&format!("({pair} {})", caddrs[0])), "{stdout}");
 
     let obs = rows(&db);
-    assert_eq!(obs.len(), 5);
+    assert_eq!(obs.len(), 7);
     let m = by_target(&obs);
+    let mut pair_rows = m[&pair].clone();
+    pair_rows.sort_by(|a, b| a.address.cmp(&b.address));
+    let by_addr: BTreeMap<String, Observation> = pair_rows.into_iter().map(|o| (o.address.clone(), o)).collect();
+    let (b, o) = (&by_addr[&caddrs[0].to_string()], &by_addr[&caddrs[1].to_string()]);
+    assert_eq!((b.stratum, b.error.as_deref(), b.port), (Some(3), None, Some(cport)));
+    assert!((b.offset.unwrap() + 3600.0).abs() < 0.005, "{b:?}");
+    assert!(o.offset.unwrap().abs() < 0.005, "{o:?}");
+    let _ = (&behind, &ontime);
     let g = &m[&good][0];
     assert_eq!((g.address.as_str(), g.port, g.error.as_deref()), ("127.0.4.1", Some(fleet.good.addr().port()), None));
     assert_eq!(
@@ -196,11 +220,16 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
         (&dead, 1800.0, "unreachable"),
     ];
     for (t, iv, reason) in want1 {
-        let s = &sched[t];
+        let s = &sched[&format!("{t} ")];
         assert_eq!((s.interval, s.reason.as_str()), (iv, reason), "{t}");
         assert_close(s.next_due, m[t][0].t_send + iv, t);
     }
-    assert_eq!(sched[&dead].failures, 1);
+    let (kb, ko) = (format!("{pair} {}", caddrs[0]), format!("{pair} {}", caddrs[1]));
+    assert_eq!((sched[&kb].interval, sched[&kb].reason.as_str()), (600.0, "far_off"));
+    assert_eq!((sched[&ko].interval, sched[&ko].reason.as_str()), (1800.0, "steady"));
+    assert_close(sched[&kb].next_due, b.t_send + 600.0, &kb);
+    assert_close(sched[&ko].next_due, o.t_send + 1800.0, &ko);
+    assert_eq!(sched[&format!("{dead} ")].failures, 1);
 
     // Tags and addresses.
     let c = Connection::open(&db).unwrap();
@@ -218,15 +247,16 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
             (far.clone(), "cohort=far".to_string()),
             (slow.clone(), "slow".to_string()),
             (kod.clone(), String::new()),
-            (dead.clone(), String::new())
+            (dead.clone(), String::new()),
+            (pair.clone(), "cohort=pair".to_string())
         ]
     );
     let n_addr: i64 = c.query_row("SELECT count(*) FROM addresses", [], |r| r.get(0)).unwrap();
-    assert_eq!(n_addr, 5);
+    assert_eq!(n_addr, 7);
 
     // Second run right away: nothing is due, nothing is probed, nothing is added.
     let before: usize = [&fleet.good, &fleet.far, &fleet.slow, &fleet.kod].iter().map(|r| r.arrivals().len()).sum();
-    let out = run(survey_cmd(&dir, &targets, &[]));
+    let out = run(cmd(&[]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("survey: probed 0, answered 0, failed 0, "), "{}", text(&out.stdout));
     let after: usize = [&fleet.good, &fleet.far, &fleet.slow, &fleet.kod].iter().map(|r| r.arrivals().len()).sum();
@@ -235,13 +265,13 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     assert_eq!(schedule(&db), sched);
 
     // Third run with --all: every key again; intervals move as the policy says.
-    let out = run(survey_cmd(&dir, &targets, &["--all"]));
+    let out = run(cmd(&["--all"]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("survey: probed 5, answered 3, failed 2, "), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("survey: probed 7, answered 5, failed 2, "), "{}", text(&out.stdout));
     let obs2 = rows(&db);
-    assert_eq!(obs2.len(), 10);
-    assert_eq!(obs2[..5], obs[..], "append-only: the first rows are unchanged");
-    let m2 = by_target(&obs2[5..]);
+    assert_eq!(obs2.len(), 14);
+    assert_eq!(obs2[..7], obs[..], "append-only: the first rows are unchanged");
+    let m2 = by_target(&obs2[7..]);
     let sched2 = schedule(&db);
     let want2 = [
         (&good, 3600.0, "steady"),
@@ -251,11 +281,13 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
         (&dead, 3600.0, "unreachable"),
     ];
     for (t, iv, reason) in want2 {
-        let s = &sched2[t];
+        let s = &sched2[&format!("{t} ")];
         assert_eq!((s.interval, s.reason.as_str()), (iv, reason), "{t}");
         assert_close(s.next_due, m2[t][0].t_send + iv, t);
     }
-    assert_eq!(sched2[&dead].failures, 2);
+    assert_eq!(sched2[&format!("{dead} ")].failures, 2);
+    assert_eq!((sched2[&kb].interval, sched2[&kb].reason.as_str()), (600.0, "far_off"));
+    assert_eq!((sched2[&ko].interval, sched2[&ko].reason.as_str()), (3600.0, "steady"));
     let runs: Vec<(String, i64)> = c
         .prepare("SELECT status, probed FROM runs ORDER BY id")
         .unwrap()
@@ -263,7 +295,7 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(runs, vec![("completed".into(), 5), ("completed".into(), 0), ("completed".into(), 5)]);
+    assert_eq!(runs, vec![("completed".into(), 7), ("completed".into(), 0), ("completed".into(), 7)]);
 }
 
 #[test]
