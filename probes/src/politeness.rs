@@ -1,5 +1,5 @@
 //! Politeness and limits of a survey: a global concurrency cap, a global query rate (a token
-//! bucket of depth one, i.e. evenly paced queries), a minimum gap between two queries to one
+//! bucket of depth one: queries evenly paced, never a burst), a minimum gap between two queries to one
 //! address, the per-probe timeout, and a deadline for the whole run after which nothing new
 //! starts.
 
@@ -65,10 +65,8 @@ struct Pace {
 
 /// Held while a probe runs; dropping it frees a concurrency slot.
 #[derive(Debug)]
-pub struct Admission {
-    _slot: OwnedSemaphorePermit,
-    /// When the probe was allowed to start.
-    pub start: Instant,
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Politeness {
@@ -105,12 +103,16 @@ impl Politeness {
         self.deadline_at
     }
 
-    /// Waits for a concurrency slot, then for the earliest start that keeps both the global rate
-    /// and the per-address gap for a probe of `queries` queries to `addr` sent over `span` (first
-    /// to last query); reserves it and sleeps until then. The address is next free `gap` after the
-    /// probe's last query. Refuses when that start would fall after the deadline.
-    pub async fn admit(&self, addr: IpAddr, queries: u32, span: Duration) -> Result<Admission, Refused> {
-        let slot = Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Refused::Deadline)?;
+    /// Waits for a concurrency slot (one per probe in flight; a probe may send several queries).
+    pub async fn slot(&self) -> Result<Slot, Refused> {
+        let permit = Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Refused::Deadline)?;
+        Ok(Slot { _permit: permit })
+    }
+
+    /// Reserves the earliest start of one query to `addr` that keeps both the global rate (one
+    /// query per `1/rate` seconds) and the per-address gap, then sleeps until it. Refuses when
+    /// that start would fall after the deadline. Call it before every query.
+    pub async fn pace(&self, addr: IpAddr) -> Result<Instant, Refused> {
         let start = {
             let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
@@ -119,13 +121,12 @@ impl Politeness {
             if self.deadline_at.is_some_and(|d| start >= d) {
                 return Err(Refused::Deadline);
             }
-            let per_query = Duration::from_secs_f64(1.0 / self.limits.rate.max(1e-6));
-            pace.next_global = start + per_query * queries.max(1);
-            pace.next_per_addr.insert(addr, start + span + self.limits.gap);
+            pace.next_global = start + Duration::from_secs_f64(1.0 / self.limits.rate.max(1e-6));
+            pace.next_per_addr.insert(addr, start + self.limits.gap);
             start
         };
         tokio::time::sleep_until(start).await;
-        Ok(Admission { _slot: slot, start })
+        Ok(start)
     }
 
     /// The time a probe admitted now may take: the per-probe timeout.
@@ -156,25 +157,11 @@ mod tests {
         let t0 = p.started();
         let mut starts = vec![];
         for addr in [a, b, a, b, b] {
-            let adm = p.admit(addr, 1, Duration::ZERO).await.unwrap();
-            starts.push((adm.start - t0).as_millis());
+            let start = p.pace(addr).await.unwrap();
+            starts.push((start - t0).as_millis());
         }
         // a@0, b@100 (rate), a@1000 (gap), b@1100 (gap from 100), b@2100.
         assert_eq!(starts, vec![0, 100, 1000, 1100, 2100]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn multi_query_probes_cost_several_tokens() {
-        let p = Politeness::new(limits(4.0, 0, 100));
-        let t0 = p.started();
-        let a = p.admit("127.0.0.1".parse().unwrap(), 3, Duration::from_secs(2)).await.unwrap();
-        let b = p.admit("127.0.0.2".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
-        let c = p.admit("127.0.0.1".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
-        // a: 3 tokens (750 ms of rate); its address is busy for its 2 s span.
-        assert_eq!(
-            ((a.start - t0).as_millis(), (b.start - t0).as_millis(), (c.start - t0).as_millis()),
-            (0, 750, 2000)
-        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -184,7 +171,7 @@ mod tests {
         let p = Politeness::new(l);
         let mut admitted = 0;
         for i in 0..10u8 {
-            match p.admit(IpAddr::from([127, 0, 0, i]), 1, Duration::ZERO).await {
+            match p.pace(IpAddr::from([127, 0, 0, i])).await {
                 Ok(_) => admitted += 1,
                 Err(Refused::Deadline) => break,
             }
@@ -195,13 +182,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrency_slots_are_held_until_dropped() {
         let p = Politeness::new(limits(1000.0, 0, 2));
-        let x = p.admit("127.0.0.1".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
-        let _y = p.admit("127.0.0.2".parse().unwrap(), 1, Duration::ZERO).await.unwrap();
+        let x = p.slot().await.unwrap();
+        let _y = p.slot().await.unwrap();
         let p2 = p.clone();
-        let third =
-            tokio::spawn(
-                async move { p2.admit("127.0.0.3".parse().unwrap(), 1, Duration::ZERO).await.map(|a| a.start) },
-            );
+        let third = tokio::spawn(async move { p2.slot().await.map(|_| Instant::now()) });
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(!third.is_finished());
         drop(x);

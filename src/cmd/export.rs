@@ -120,7 +120,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 let header: Vec<&str> = store::columns::OBSERVATION_COLUMNS.iter().map(|(n, _)| *n).collect();
                 w.write_record(&header).with_context(|| format!("writing {out_name}"))?;
                 store.for_each_observation(args.since, args.until, &mut |o| {
-                    w.serialize(&o.obs).with_context(|| format!("writing {out_name}"))
+                    // Floats in Rust's shortest round-trip form, so the CSV reads back exactly.
+                    let cells = store::columns::to_cells(&o.obs).into_iter().map(|c| match c {
+                        store::columns::Cell::Null => String::new(),
+                        store::columns::Cell::Int(i) => i.to_string(),
+                        store::columns::Cell::Real(f) => f.to_string(),
+                        store::columns::Cell::Text(t) => t,
+                    });
+                    w.write_record(cells).with_context(|| format!("writing {out_name}"))
                 })?;
                 w.flush().with_context(|| format!("writing {out_name}"))?;
             } else {

@@ -89,7 +89,7 @@ pub struct SurveyArgs {
     /// DNS server to use instead of the system's (tests run one on loopback).
     #[arg(long, value_name = "HOST:PORT")]
     pub resolver: Option<SocketAddr>,
-    /// NTP exchanges per probe (the minimum-delay one is kept); spaced by `--gap`.
+    /// NTP exchanges per probe (the minimum-delay one is kept), each paced by --rate and --gap.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub samples: u32,
     /// Name of this prober (vantage point) in the store; default the host name.
@@ -259,7 +259,7 @@ pub fn run(args: SurveyArgs) -> anyhow::Result<ExitCode> {
     let opts = ProbeOptions {
         timeout: Duration::from_secs_f64(args.timeout),
         samples: args.samples,
-        interval: gap,
+        interval: Duration::ZERO,
         precise: None,
     };
     let limits = Limits {
@@ -521,36 +521,67 @@ impl Driver {
         let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut next_job = 0usize;
         let samples = self.opts.samples.max(1);
-        let span = self.opts.interval * (samples - 1);
-        let budget = self.opts.timeout * samples + span + PROBE_SLACK;
+        // Each query is one exchange; the survey spaces the samples of a probe itself so that
+        // every query goes through the rate and gap limits.
+        let mut one = self.opts.clone();
+        one.samples = 1;
+        let budget = one.timeout + PROBE_SLACK;
         if stop.is_none() {
             while next_job < jobs.len() {
                 let job = jobs[next_job].clone();
-                let queries = if job.method == Method::Ntp { samples } else { 1 };
-                let job_span = if job.method == Method::Ntp { span } else { Duration::ZERO };
                 let admitted = tokio::select! {
                     sig = &mut signalled => { stop = Some(Stop::Signal(sig)); break; }
                     _ = &mut cancelled => { stop = Some(Stop::Cancelled); break; }
-                    a = self.politeness.admit(job.addr, queries, job_span) => a,
+                    a = async {
+                        let slot = self.politeness.slot().await?;
+                        self.politeness.pace(job.addr).await.map(|_| slot)
+                    } => a,
                 };
-                let Ok(admission) = admitted else {
+                let Ok(slot) = admitted else {
                     stop = Some(Stop::Deadline);
                     break;
                 };
                 next_job += 1;
                 let targets = Arc::clone(&self.targets);
-                let opts = self.opts.clone();
+                let opts = one.clone();
                 let tx = self.tx.clone();
+                let politeness = self.politeness.clone();
                 let idx = next_job - 1;
+                let queries = if job.method == Method::Ntp { samples } else { 1 };
                 let h = running.spawn(async move {
-                    let _admission = admission;
+                    let _slot = slot;
                     let t = &targets[job.target];
-                    let started = SystemClock.now_unix();
-                    let obs = match tokio::time::timeout(budget, probe_address(t, job.addr, job.method, &opts)).await {
-                        Ok(obs) => obs,
-                        Err(_) => failed(t, Some(job.addr), job.method, ErrorKind::Timeout, started),
-                    };
-                    let _ = tx.send(Msg::Row(Box::new(obs)));
+                    let mut best: Option<Observation> = None;
+                    let mut last: Option<Observation> = None;
+                    let mut sent = 0u32;
+                    for q in 0..queries {
+                        if q > 0 && politeness.pace(job.addr).await.is_err() {
+                            break;
+                        }
+                        let started = SystemClock.now_unix();
+                        let obs =
+                            match tokio::time::timeout(budget, probe_address(t, job.addr, job.method, &opts)).await {
+                                Ok(obs) => obs,
+                                Err(_) => failed(t, Some(job.addr), job.method, ErrorKind::Timeout, started),
+                            };
+                        sent += 1;
+                        let kod = obs.error.as_deref().is_some_and(|e| e.starts_with("kod:"));
+                        if obs.answered() && best.as_ref().is_none_or(|b| obs.delay < b.delay) {
+                            best = Some(obs.clone());
+                        }
+                        last = Some(obs);
+                        if kod {
+                            // Honour a Kiss-o'-Death at once: report it, ask no more.
+                            best = None;
+                            break;
+                        }
+                    }
+                    if let Some(mut obs) = best.or(last) {
+                        if job.method == Method::Ntp {
+                            obs.samples = Some(sent);
+                        }
+                        let _ = tx.send(Msg::Row(Box::new(obs)));
+                    }
                     idx
                 });
                 in_flight.insert(h.id(), idx);

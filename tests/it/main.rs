@@ -8,3 +8,4 @@ mod lab;
 mod probe_http;
 mod probe_ntp;
 mod report;
+mod survey;

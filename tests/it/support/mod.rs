@@ -6,9 +6,11 @@
 
 pub mod badhttp;
 pub mod chrony;
+pub mod counting_ntp;
 pub mod dns;
 pub mod net;
 pub mod nginx;
+pub mod postgres;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
