@@ -32,6 +32,10 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// See everything work offline: a lab of bent clocks, surveyed for a minute, classified, reported.
     Demo(cmd::demo::DemoArgs),
+    /// Classify clock behaviour per (target, address, method) from probe histories.
+    Classify(cmd::classify::ClassifyArgs),
+    /// Write synthetic probe histories with known behaviour (ground truth) as CSV.
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
         Command::Survey(args) => cmd::survey::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Classify(args) => cmd::classify::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p timeaudit-analysis --bench classify` (or `scripts/bench-classify`).
 //! Environment: `BENCH_SERIES` series per class and cell (default 100; 30 at n = 2000),
-//! `BENCH_THROUGHPUT` number of series for the throughput run (default 100000), `BENCH_SEED`.
+//! `BENCH_THROUGHPUT` number of series for the throughput run (default 100000; 0 skips it),
+//! `BENCH_SEED`, and the generator knobs of [`sim_config`].
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -30,8 +31,28 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The generator's configuration, with the robustness knobs overridable from the environment:
+/// `SIM_JITTER` (clock jitter σ, s), `SIM_RTT` (median RTT, s), `SIM_OUTLIER`, `SIM_STALE`,
+/// `SIM_INTERVAL` (mean probe interval, s), `SIM_UNEVEN` (0 regular .. 1 exponential gaps).
+fn sim_config() -> SimConfig {
+    let d = SimConfig::default();
+    SimConfig {
+        clock_jitter_s: env_f64("SIM_JITTER", d.clock_jitter_s),
+        rtt_median_s: env_f64("SIM_RTT", d.rtt_median_s),
+        outlier_prob: env_f64("SIM_OUTLIER", d.outlier_prob),
+        stale_prob: env_f64("SIM_STALE", d.stale_prob),
+        mean_interval_s: env_f64("SIM_INTERVAL", d.mean_interval_s),
+        interval_jitter: env_f64("SIM_UNEVEN", d.interval_jitter),
+        ..d
+    }
+}
+
 fn gen_cell(method: Method, n: usize, per_class: usize, seed: u64) -> Vec<(Class, Vec<Sample>, usize)> {
-    let cfg = SimConfig::default();
+    let cfg = sim_config();
     let mut out = Vec::new();
     for (ci, &class) in CLASSES.iter().enumerate() {
         for k in 0..per_class {
@@ -52,6 +73,7 @@ fn main() {
     let params = ClassifierParams::default();
     let lengths = [6usize, 10, 30, 200, 2000];
     println!("# Classifier accuracy on the timeaudit generator (seed {seed}, {per_class} series per class and cell)\n");
+    println!("generator: {:?}\n", sim_config());
     let mut by_method_all = Vec::new();
     let mut summary = Vec::new();
     for method in [Method::Http, Method::Ntp] {
@@ -102,8 +124,11 @@ fn main() {
 
     // Throughput.
     let total = env_usize("BENCH_THROUGHPUT", 100_000);
+    if total == 0 {
+        return;
+    }
     println!("\n## Throughput: {total} series of 100 points (mixed classes, HTTP and NTP)\n");
-    let cfg = SimConfig::default();
+    let cfg = sim_config();
     let series: Vec<(Vec<Sample>, usize)> = (0..total)
         .into_par_iter()
         .map(|i| {

@@ -4,6 +4,7 @@
 
 pub mod capture_report;
 pub mod certinfo;
+pub mod change;
 pub mod classify;
 pub mod forecast;
 pub mod httpdate;

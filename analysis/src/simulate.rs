@@ -35,6 +35,8 @@ pub struct SimConfig {
     pub asymmetry: f64,
     /// Server processing time, seconds. Default 0.002.
     pub server_time_s: f64,
+    /// Gaussian jitter of the remote clock's readings (σ, seconds). Default 0.001.
+    pub clock_jitter_s: f64,
     /// Probability of an outlier (a reply whose clock reading is off by 1 s to 1 h). Default 0.01.
     pub outlier_prob: f64,
     /// HTTP: probability that the `Date` comes from a cache and is stale. Default 0.03.
@@ -65,6 +67,7 @@ impl Default for SimConfig {
             rtt_sigma: 0.6,
             asymmetry: 0.6,
             server_time_s: 0.002,
+            clock_jitter_s: 0.001,
             outlier_prob: 0.01,
             stale_prob: 0.03,
             stale_max_s: 300.0,

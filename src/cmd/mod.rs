@@ -1,8 +1,10 @@
 //! One module per subcommand; each exposes its clap `Args` struct and `run`.
 
+pub mod classify;
 pub mod demo;
 pub mod export;
 pub mod lab;
 pub mod probe;
 pub mod report;
+pub mod simulate;
 pub mod survey;

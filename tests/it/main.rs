@@ -3,6 +3,7 @@
 
 mod support;
 
+mod classify;
 mod demo;
 mod lab;
 mod probe_http;

@@ -137,7 +137,7 @@ impl Fitter {
             while e < n && self.ends[e] < s {
                 e += 1;
             }
-            let depth = k + 1 - e;
+            let depth = (k + 1).saturating_sub(e);
             if depth > best {
                 best = depth;
                 best_lo = s;
@@ -146,6 +146,32 @@ impl Fitter {
         }
         let (best_lo, best_hi) = (unkey(best_lo), unkey(best_hi));
         Line { a: 0.5 * (best_lo + best_hi), b, a_lo: best_lo, a_hi: best_hi, count: best }
+    }
+
+    /// The lowest and highest intercept at slope `b` where at least `min_count` intervals
+    /// overlap (the offsets "nearly as consistent" as the best one). `None` if none.
+    pub fn depth_range(&mut self, pts: &[Pt], b: f64, min_count: usize) -> Option<(f64, f64)> {
+        let min_count = min_count.max(1);
+        self.stab(pts, b); // fills and sorts starts and ends
+        let n = self.starts.len();
+        let (mut i, mut j, mut depth) = (0usize, 0usize, 0usize);
+        let (mut lo, mut hi) = (None, None);
+        while j < n {
+            if i < n && self.starts[i] <= self.ends[j] {
+                depth += 1;
+                if depth >= min_count && lo.is_none() {
+                    lo = Some(self.starts[i]);
+                }
+                i += 1;
+            } else {
+                if depth >= min_count {
+                    hi = Some(self.ends[j]);
+                }
+                depth = depth.saturating_sub(1);
+                j += 1;
+            }
+        }
+        Some((unkey(lo?), unkey(hi?)))
     }
 
     /// Median of pairwise slopes between midpoints at least `min_dt` apart (Theil–Sen). For long

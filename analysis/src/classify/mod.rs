@@ -298,12 +298,16 @@ impl Classifier {
     /// Classifies one series. `failed` is the number of probes that got no answer.
     pub fn classify(&mut self, samples: &[Sample], failed: usize) -> Classification {
         let p = self.params.clone();
-        let n = samples.len();
+        // Non-finite readings are failed probes; inverted intervals are turned round.
+        let usable = samples.iter().filter(|s| s.t.is_finite() && s.lo.is_finite() && s.hi.is_finite());
+        let mut sorted: Vec<Sample> =
+            usable.map(|s| Sample { t: s.t, lo: s.lo.min(s.hi), hi: s.lo.max(s.hi) }).collect();
+        let failed = failed + (samples.len() - sorted.len());
+        let n = sorted.len();
         if n == 0 {
             let c = if failed > 0 { Class::Unreachable } else { Class::Insufficient };
             return Classification::bare(c, 0, failed);
         }
-        let mut sorted: Vec<Sample> = samples.to_vec();
         sorted.sort_by(|a, b| a.t.total_cmp(&b.t));
         let t0 = sorted[0].t;
         let span = sorted[n - 1].t - t0;
@@ -318,7 +322,18 @@ impl Classifier {
             c.span_s = span;
             c
         } else {
-            self.decide(&pts, t0, failed)
+            let c = self.decide(&pts, t0, failed);
+            match (c.class, self.noise_slack(&pts)) {
+                (Class::Random, Some(extra)) => {
+                    // Readings noisier than their intervals admit (a jittery clock, timestamps
+                    // taken late): widen by the measured noise and decide again.
+                    let wider: Vec<Pt> =
+                        pts.iter().map(|q| Pt { t: q.t, lo: q.lo - extra, hi: q.hi + extra }).collect();
+                    let c2 = self.decide(&wider, t0, failed);
+                    if c2.class == Class::Random { c } else { c2 }
+                }
+                _ => c,
+            }
         };
         out.span_s = span;
         self.pts = pts;
@@ -330,6 +345,24 @@ impl Classifier {
         out
     }
 
+    /// Extra slack for readings scattered around a line by more than their intervals: three
+    /// robust standard deviations of the midpoints about the best line (estimated from the
+    /// closest 30 %, so a second backend or outliers do not inflate it), if at most
+    /// `max_noise_s`.
+    fn noise_slack(&mut self, pts: &[Pt]) -> Option<f64> {
+        let p = &self.params;
+        if p.max_noise_s <= 0.0 {
+            return None;
+        }
+        let l = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, 0x0153);
+        let mut r: Vec<f64> = pts.iter().map(|q| (q.mid() - l.at(q.t)).abs()).collect();
+        let k = ((0.3 * r.len() as f64).ceil() as usize).clamp(1, r.len()) - 1;
+        let q30 = *r.select_nth_unstable_by(k, f64::total_cmp).1;
+        // For Gaussian noise the 30th percentile of |e| is 0.385 sigma.
+        let extra = 3.0 * q30 / 0.385;
+        (extra > 0.0 && extra <= p.max_noise_s).then_some(extra)
+    }
+
     fn need(&self, n: usize) -> usize {
         (self.params.min_inlier_frac * n as f64).ceil() as usize
     }
@@ -338,6 +371,10 @@ impl Classifier {
     fn fit_model(&mut self, pts: &[Pt], seed: u64) -> LineModel {
         let p = &self.params;
         let n = pts.len();
+        if n == 0 {
+            let line = Line { a: 0.0, b: 0.0, a_lo: 0.0, a_hi: 0.0, count: 0 };
+            return LineModel { line, class: Class::Insufficient, inliers: 0 };
+        }
         let best = self.f.best_line(pts, p.ransac_pairs, p.ransac_min_span_frac, seed);
         if (1.0 + best.b).abs() <= p.stuck_max_rate {
             return LineModel { line: best, class: Class::Stuck, inliers: best.count };
@@ -361,9 +398,19 @@ impl Classifier {
         }
         // A constant offset: the best constant, unless the line is better and only its rate is
         // too small to call (then keep the line's intercept but report rate 0).
-        let line = if !big_enough && best.count > cst.count { best } else { cst };
+        let mut line = if !big_enough && best.count > cst.count { best } else { cst };
+        // The offsets nearly as consistent as the best (all but `offset_range_frac` of the
+        // readings it explains): with probes that always hit the same phase of the server's
+        // second (cron starts on whole seconds) a one-second `Date` pins the offset only to
+        // within that second, and a few odd readings must not pick an end of it.
+        let slack_count = (p.offset_range_frac * n as f64).ceil() as usize;
+        let (lo, hi) = self
+            .f
+            .depth_range(pts, line.b, line.count.saturating_sub(slack_count).max(1))
+            .unwrap_or((line.a_lo, line.a_hi));
+        line.a = 0.5 * (lo + hi);
         let tmid = 0.5 * (pts[0].t + pts[n - 1].t);
-        let (lo, hi) = (line.a_lo + line.b * tmid, line.a_hi + line.b * tmid);
+        let (lo, hi) = (lo + line.b * tmid, hi + line.b * tmid);
         let ok = lo <= p.ok_max_offset_s && hi >= -p.ok_max_offset_s;
         LineModel { line, class: if ok { Class::Ok } else { Class::Offset }, inliers: line.count }
     }
@@ -484,7 +531,17 @@ impl Classifier {
         for l in label.iter_mut().flatten() {
             *l = root[*l];
         }
-        let groups: Vec<usize> = (0..lines.len()).filter(|&i| root[i] == i).collect();
+        // A line left with too few points of its own is no backend.
+        let mut own = vec![0usize; lines.len()];
+        for &l in label.iter().flatten() {
+            own[l] += 1;
+        }
+        for l in label.iter_mut() {
+            if l.is_some_and(|g| own[g] < min_b) {
+                *l = None;
+            }
+        }
+        let groups: Vec<usize> = (0..lines.len()).filter(|&i| root[i] == i && own[i] >= min_b).collect();
         let assigned = label.iter().filter(|l| l.is_some()).count();
         if groups.len() >= 2 && assigned >= need {
             let seq: Vec<usize> = label.iter().flatten().copied().collect();

@@ -22,12 +22,19 @@ pub struct ClassifierParams {
     /// ... plus this fraction of the interval's own width (HTTP intervals are ~1 s wide).
     /// Default 0.02.
     pub slack_frac: f64,
+    /// When nothing fits, readings scattered about a line by up to this much more than their
+    /// intervals admit (jittery clocks, late timestamps) are given that much extra slack and
+    /// classified again. 0 turns this off. Default 0.1 s.
+    pub max_noise_s: f64,
     /// A model "fits" when it passes through at least this fraction of the intervals (the rest
     /// are outliers: stale cached `Date`s, bad replies). Default 0.8.
     pub min_inlier_frac: f64,
     /// Offsets within this of zero are `ok` (the interval of offsets consistent with the data
     /// only has to reach this band). Default 0.128 s (NTP's step threshold).
     pub ok_max_offset_s: f64,
+    /// For a constant offset, the range of offsets reported and tested against `ok_max_offset_s`
+    /// is where all but this fraction of the explained readings agree. Default 0.02.
+    pub offset_range_frac: f64,
     /// A rate smaller than this is never called drifting, whatever the data. Default 1 ppm.
     pub drift_min_ppm: f64,
     /// A sloped line must explain at least this many more intervals than the best constant to
@@ -58,7 +65,8 @@ pub struct ClassifierParams {
     pub lb_runs_z: f64,
     /// At most this many segments make a `changed` history (more is `random`). Default 5.
     pub max_segments: usize,
-    /// Fraction of a segment's points that may be outliers. Default 0.1.
+    /// Fraction of a segment's points that may be outliers (as for a single line:
+    /// 1 − `min_inlier_frac`). Default 0.2.
     pub segment_outlier_frac: f64,
     /// A single reset counts as `resetting` only if the clock comes back to within this (or a
     /// quarter of the jump) of where the previous tooth started, or of zero. Default 0.5 s.
@@ -79,8 +87,10 @@ impl Default for ClassifierParams {
             min_points: 4,
             slack_s: 0.005,
             slack_frac: 0.02,
+            max_noise_s: 0.1,
             min_inlier_frac: 0.8,
             ok_max_offset_s: 0.128,
+            offset_range_frac: 0.02,
             drift_min_ppm: 1.0,
             drift_gain_min: 2,
             drift_gain_frac: 0.03,
@@ -94,7 +104,7 @@ impl Default for ClassifierParams {
             backend_min_separation_s: 0.05,
             lb_runs_z: 3.0,
             max_segments: 5,
-            segment_outlier_frac: 0.1,
+            segment_outlier_frac: 0.2,
             reset_level_tol_s: 0.5,
             timezone_tol_s: 60.0,
             confidence_n_scale: 10.0,
@@ -142,6 +152,7 @@ impl ClassifierParams {
         frac("slack_frac", self.slack_frac)?;
         frac("min_inlier_frac", self.min_inlier_frac)?;
         frac("drift_gain_frac", self.drift_gain_frac)?;
+        frac("offset_range_frac", self.offset_range_frac)?;
         frac("stuck_max_rate", self.stuck_max_rate)?;
         frac("ransac_min_span_frac", self.ransac_min_span_frac)?;
         frac("structure_min_frac", self.structure_min_frac)?;
@@ -149,6 +160,7 @@ impl ClassifierParams {
         frac("segment_outlier_frac", self.segment_outlier_frac)?;
         nonneg("slack_s", self.slack_s)?;
         nonneg("ok_max_offset_s", self.ok_max_offset_s)?;
+        nonneg("max_noise_s", self.max_noise_s)?;
         nonneg("drift_min_ppm", self.drift_min_ppm)?;
         nonneg("backend_min_separation_s", self.backend_min_separation_s)?;
         nonneg("lb_runs_z", self.lb_runs_z)?;

@@ -56,22 +56,13 @@ fn quick_fit(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, seed: u64) -> Lin
     best
 }
 
-/// Whether `line` explains `pts` as one piece: few misses, and no run of `min_segment_points`
-/// consecutive misses (that would be another behaviour, not outliers).
+/// Whether `line` explains `pts` as one piece: few misses, and the piece does not end in a run
+/// of `min_segment_points` consecutive misses (that is the next behaviour starting, not outliers;
+/// runs inside the piece, which the line explains again afterwards, are outliers).
 fn fits(line: &Line, pts: &[Pt], p: &ClassifierParams) -> bool {
-    let (mut miss, mut run) = (0usize, 0usize);
-    for q in pts {
-        if line.stabs(q) {
-            run = 0;
-        } else {
-            miss += 1;
-            run += 1;
-            if run >= p.min_segment_points {
-                return false;
-            }
-        }
-    }
-    miss <= allowed_outliers(p, pts.len())
+    let miss = pts.iter().filter(|q| !line.stabs(q)).count();
+    let trailing = pts.iter().rev().take_while(|q| !line.stabs(q)).count();
+    miss <= allowed_outliers(p, pts.len()) && trailing < p.min_segment_points.max(2)
 }
 
 /// How far from `start` the line `line` explains the points, scanning on from `from`: the
@@ -122,9 +113,21 @@ pub fn segment(f: &mut Fitter, pts: &[Pt], p: &ClassifierParams, max_pieces: usi
         // misses exceed the allowance), refit on what was gained, repeat until no progress.
         let (mut good, mut line) = (i + m, first);
         loop {
-            let reach = scan(&line, pts, i, good, p);
+            let mut reach = scan(&line, pts, i, good, p);
             if reach <= good {
-                break;
+                // The line from a short stretch may be wrong (a flat step of a staircase of
+                // one-second readings): try a fresh fit over twice the stretch before stopping.
+                reach = (good + (good - i).max(m)).min(n);
+                if reach <= good {
+                    break;
+                }
+                let l = quick_fit(f, &pts[i..reach], p, (i * 37 + reach) as u64);
+                if !fits(&l, &pts[i..reach], p) {
+                    break;
+                }
+                line = l;
+                good = reach;
+                continue;
             }
             let l = quick_fit(f, &pts[i..reach], p, (i * 31 + reach) as u64);
             if fits(&l, &pts[i..reach], p) {

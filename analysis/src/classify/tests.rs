@@ -217,3 +217,36 @@ fn params_round_trip_and_validate() {
     assert!(bad.validate().is_err());
     assert!(ClassifierParams::default().validate().is_ok());
 }
+
+#[test]
+fn odd_inputs_do_not_panic() {
+    // Duplicate times, zero-width and inverted intervals, huge and tiny values, every length
+    // from 0 to 40: the classifier must answer, never panic.
+    let mut x: u64 = 7;
+    let mut next = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut c = Classifier::new(ClassifierParams::default());
+    for n in 0..40 {
+        for kind in 0..4 {
+            let s: Vec<Sample> = (0..n)
+                .map(|i| {
+                    let t = match kind {
+                        0 => T0,
+                        1 => T0 + (i / 3) as f64,
+                        _ => T0 + next() * 1e5,
+                    };
+                    let v = match kind {
+                        3 => (next() - 0.5) * 1e12,
+                        _ => (next() - 0.5) * 10.0,
+                    };
+                    let w = if kind == 2 { -next() } else { next() * 0.001 * (i % 2) as f64 };
+                    Sample { t, lo: v, hi: v + w }
+                })
+                .collect();
+            let r = c.classify(&s, 0);
+            assert_eq!(r.n, n);
+        }
+    }
+}
