@@ -20,12 +20,18 @@ struct Cli {
 enum Command {
     /// Measure the clock of each address of each target once (NTP, HTTP(S) Date).
     Probe(cmd::probe::ProbeArgs),
+    /// Analyse NTP server captures: per-client load, cost, what-if, rate limits, client types.
+    Pcap(cmd::pcap::PcapArgs),
+    /// Write a synthetic NTP server capture with known totals (printed as JSON).
+    PcapSynth(cmd::pcap_synth::PcapSynthArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Pcap(args) => cmd::pcap::run(args),
+        Command::PcapSynth(args) => cmd::pcap_synth::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@
 //! `discard`/`limited`. Memory grows with distinct clients (and capture minutes), never with
 //! packets; the per-packet path does not allocate once a client is known.
 
-use super::record::{FrameClass, NtpKind, PacketSummary, classify_frame};
+use super::record::{FrameClass, MacKind, NtpKind, PacketSummary, classify_frame};
 use super::stats::{AddrHashBuilder, Log2Histogram, P2Median};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
@@ -309,6 +309,14 @@ pub struct Totals {
     pub out_in_ratio: Option<f64>,
     /// Wire bytes of everything the server sent (replies, and its own queries upstream).
     pub server_egress_bytes: u64,
+    /// Extension fields in time packets (NTS fields included).
+    pub extension_fields: u64,
+    /// Time packets carrying extension fields.
+    pub packets_with_extensions: u64,
+    /// Time packets carrying a MAC (key id and digest).
+    pub packets_with_mac: u64,
+    /// Time packets carrying a crypto-NAK (key id only).
+    pub crypto_naks: u64,
     /// Mode 6 packets.
     pub mode6_packets: u64,
     /// Mode 7 packets.
@@ -346,6 +354,8 @@ pub struct LoadAnalyzer {
     series_dropped: u64,
     cur_minute: i64,
     cur_count: u32,
+    modes: [u64; 8],
+    versions: [u64; 8],
 }
 
 fn key(addr: IpAddr) -> u128 {
@@ -373,6 +383,8 @@ impl LoadAnalyzer {
             series_dropped: 0,
             cur_minute: i64::MIN,
             cur_count: 0,
+            modes: [0; 8],
+            versions: [0; 8],
         }
     }
 
@@ -444,12 +456,18 @@ impl LoadAnalyzer {
             }
             kind => {
                 if let Some(m) = kind.mode() {
-                    *t.modes.entry(m).or_default() += 1;
+                    self.modes[usize::from(m & 7)] += 1;
                 }
                 if let Some(v) = kind.version() {
-                    *t.versions.entry(v).or_default() += 1;
+                    self.versions[usize::from(v & 7)] += 1;
                 }
                 match kind {
+                    NtpKind::Time { extensions, mac, .. } => {
+                        t.extension_fields += u64::from(extensions);
+                        t.packets_with_extensions += u64::from(extensions > 0);
+                        t.packets_with_mac += u64::from(mac == MacKind::Digest);
+                        t.crypto_naks += u64::from(mac == MacKind::CryptoNak);
+                    }
                     NtpKind::Control { .. } => t.mode6_packets += 1,
                     NtpKind::Private { response, monlist, .. } => {
                         t.mode7_packets += 1;
@@ -558,6 +576,14 @@ impl LoadAnalyzer {
         }
         self.flush_minute();
         let mut totals = self.totals;
+        for (i, (&m, &v)) in self.modes.iter().zip(&self.versions).enumerate() {
+            if m > 0 {
+                totals.modes.insert(i as u8, m);
+            }
+            if v > 0 {
+                totals.versions.insert(i as u8, v);
+            }
+        }
         totals.unique_clients = self.clients.len() as u64;
         totals.first_ts = self.first_ns.map(ns_to_s);
         totals.last_ts = self.last_ns.map(ns_to_s);

@@ -72,6 +72,12 @@ impl<'a> NtpFrame<'a> {
                 mode: p.header.mode.0,
                 stratum: p.header.stratum,
                 kiss: p.header.kiss_code(),
+                extensions: p.extension_count,
+                mac: match p.mac {
+                    None => MacKind::None,
+                    Some(m) if m.is_crypto_nak() => MacKind::CryptoNak,
+                    Some(_) => MacKind::Digest,
+                },
             },
             Ok(NtpMessage::Control { header, .. }) => {
                 NtpKind::Control { version: header.version, response: header.response }
@@ -108,6 +114,10 @@ pub enum NtpKind {
         stratum: u8,
         /// Kiss code of a KoD reply.
         kiss: Option<KissCode>,
+        /// Number of extension fields.
+        extensions: u16,
+        /// Trailing MAC.
+        mac: MacKind,
     },
     /// Mode 6.
     Control {
@@ -168,6 +178,17 @@ impl NtpKind {
             Self::Malformed(_) => false,
         }
     }
+}
+
+/// What follows the header and extension fields of a time packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacKind {
+    /// Nothing.
+    None,
+    /// Key identifier and digest.
+    Digest,
+    /// Key identifier only (crypto-NAK).
+    CryptoNak,
 }
 
 /// The owned, fixed-size summary of one NTP packet kept by the aggregation.

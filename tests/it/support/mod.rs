@@ -1,0 +1,3 @@
+//! Shared harness code for the integration tests, one file per external program or server kind.
+
+pub mod tshark;
