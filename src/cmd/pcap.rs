@@ -252,7 +252,9 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let opts = ReportOptions { price_per_gb: args.price_per_gb, ..ReportOptions::default() };
+    // Full client and prefix tables only when they are written out.
+    let client_rows = if args.out_dir.is_some() { None } else { Some(args.top) };
+    let opts = ReportOptions { price_per_gb: args.price_per_gb, client_rows, ..ReportOptions::default() };
     let report = build_report(analyzer.finish(), &opts);
     if let Some(dir) = &args.out_dir {
         write_tables(&report, dir, args.table_format)?;
@@ -383,7 +385,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
                 fmt_opt(c.min_interval_s, 3),
                 c.interval_log2_histogram.clone(),
                 c.kod_received.to_string(),
-                format!("{:?}", c.client_type),
+                c.client_type.as_str().to_string(),
             ]
         })
         .collect();
@@ -457,7 +459,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
         .iter()
         .map(|c| {
             vec![
-                format!("{:?}", c.client_type),
+                c.client_type.as_str().to_string(),
                 c.clients.to_string(),
                 c.requests.to_string(),
                 format!("{:.1}%", c.requests_pct),

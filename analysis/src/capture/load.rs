@@ -112,7 +112,10 @@ impl Default for LoadConfig {
     }
 }
 
-/// Counters of one client (one IP address), kept while streaming.
+/// No request seen yet (sentinel of [`ClientState::last_request_ns`]).
+const NONE_NS: i64 = i64::MIN;
+
+/// Counters of one client (one IP address), kept while streaming (about 250 bytes).
 #[derive(Clone, Debug)]
 pub struct ClientState {
     /// Address.
@@ -129,10 +132,9 @@ pub struct ClientState {
     pub first_ns: i64,
     /// Last packet to or from it.
     pub last_ns: i64,
-    last_request_ns: Option<i64>,
-    /// Shortest interval between two requests.
-    pub min_interval_ns: Option<i64>,
-    /// Median interval between requests.
+    last_request_ns: i64,
+    min_interval: i64,
+    /// Median interval between requests, seconds.
     pub median: P2Median,
     /// log2 histogram of intervals between requests.
     pub histogram: Log2Histogram,
@@ -146,13 +148,11 @@ pub struct ClientState {
     pub control_requests: u32,
     /// Monlist requests it sent.
     pub monlist_requests: u32,
-    chrony_tokens: f64,
-    chrony_last_ns: i64,
+    chrony_tokens: f32,
     chrony_limited: u32,
     /// Requests chrony's ratelimit would have dropped.
     pub chrony_dropped: u32,
-    ntpd_leak: i64,
-    ntpd_last_ns: i64,
+    ntpd_leak: i32,
     /// Requests ntpd's discard/limited would have dropped.
     pub ntpd_dropped: u32,
 }
@@ -167,8 +167,8 @@ impl ClientState {
             bytes_out: 0,
             first_ns: ts,
             last_ns: ts,
-            last_request_ns: None,
-            min_interval_ns: None,
+            last_request_ns: NONE_NS,
+            min_interval: i64::MAX,
             median: P2Median::default(),
             histogram: Log2Histogram::default(),
             versions: 0,
@@ -176,14 +176,17 @@ impl ClientState {
             kod_received: 0,
             control_requests: 0,
             monlist_requests: 0,
-            chrony_tokens: f64::from(chrony.burst),
-            chrony_last_ns: ts,
+            chrony_tokens: chrony.burst as f32,
             chrony_limited: 0,
             chrony_dropped: 0,
             ntpd_leak: 0,
-            ntpd_last_ns: ts,
             ntpd_dropped: 0,
         }
+    }
+
+    /// Shortest interval between two requests, nanoseconds.
+    pub fn min_interval_ns(&self) -> Option<i64> {
+        (self.min_interval != i64::MAX).then_some(self.min_interval)
     }
 
     fn touch(&mut self, ts: i64) {
@@ -192,7 +195,6 @@ impl ClientState {
     }
 
     fn request(&mut self, ts: i64, kind: &NtpKind, cfg: &LoadConfig) {
-        let first = self.requests == 0;
         self.requests += 1;
         if let Some(v) = kind.version() {
             self.versions |= 1 << (v & 7);
@@ -208,28 +210,29 @@ impl ClientState {
             }
             _ => {}
         }
-        if let Some(prev) = self.last_request_ns {
+        let prev = self.last_request_ns;
+        if prev != NONE_NS {
+            // Packets slightly out of order (several interfaces) give no interval.
             let iv = ts - prev;
             if iv >= 0 {
-                self.min_interval_ns = Some(self.min_interval_ns.map_or(iv, |m| m.min(iv)));
+                self.min_interval = self.min_interval.min(iv);
                 self.median.add(iv as f64 * 1e-9);
                 self.histogram.add(iv);
             }
         }
-        self.last_request_ns = Some(self.last_request_ns.map_or(ts, |p| p.max(ts)));
-        self.simulate_chrony(ts, first, &cfg.chrony);
-        self.simulate_ntpd(ts, first, &cfg.ntpd);
+        self.last_request_ns = prev.max(ts);
+        self.simulate_chrony(ts, prev, &cfg.chrony);
+        self.simulate_ntpd(ts, prev, &cfg.ntpd);
     }
 
     /// Token bucket: one token per 2^interval s, at most `burst`; a request without a token is
     /// dropped, except every 2^leak-th limited one (chrony leaks at random with that rate).
-    fn simulate_chrony(&mut self, ts: i64, first: bool, rl: &ChronyRateLimit) {
-        if !first {
-            let elapsed = (ts - self.chrony_last_ns).max(0) as f64 * 1e-9;
+    fn simulate_chrony(&mut self, ts: i64, prev: i64, rl: &ChronyRateLimit) {
+        if prev != NONE_NS {
+            let elapsed = (ts - prev).max(0) as f64 * 1e-9;
             let per_token = 2f64.powi(i32::from(rl.interval));
-            self.chrony_tokens = (self.chrony_tokens + elapsed / per_token).min(f64::from(rl.burst));
+            self.chrony_tokens = (f64::from(self.chrony_tokens) + elapsed / per_token).min(f64::from(rl.burst)) as f32;
         }
-        self.chrony_last_ns = ts;
         if self.chrony_tokens >= 1.0 {
             self.chrony_tokens -= 1.0;
         } else {
@@ -243,26 +246,56 @@ impl ClientState {
     /// ntpd's `ntp_monitor()` headway counter (ntp_monitor.c): the counter drops by the
     /// interval since the last packet, rises by 2^average per packet; a packet is limited when the
     /// interval is below `minimum` (1 s grace) or the counter would pass 8 · 2^average.
-    fn simulate_ntpd(&mut self, ts: i64, first: bool, d: &NtpdDiscard) {
-        if first {
-            self.ntpd_last_ns = ts;
+    fn simulate_ntpd(&mut self, ts: i64, prev: i64, d: &NtpdDiscard) {
+        if prev == NONE_NS {
             return;
         }
         // Whole seconds, rounded half up as ntpd does.
-        let interval = (ts - self.ntpd_last_ns + NS_PER_S / 2).div_euclid(NS_PER_S);
-        self.ntpd_last_ns = ts;
-        self.ntpd_leak = (self.ntpd_leak - interval).max(0);
-        let head = 1i64 << d.average.min(30);
-        let leak = self.ntpd_leak + head;
+        let interval = (ts - prev + NS_PER_S / 2).div_euclid(NS_PER_S).clamp(0, i64::from(i32::MAX));
+        let head = 1i64 << d.average.min(24);
+        let counter = (i64::from(self.ntpd_leak) - interval).max(0);
+        let leak = counter + head;
         let limit = 8 * head;
-        if interval + 1 >= i64::from(d.minimum) && leak < limit {
-            self.ntpd_leak = leak - 2;
+        let next = if interval + 1 >= i64::from(d.minimum) && leak < limit {
+            leak - 2
         } else {
-            if self.ntpd_leak < limit {
-                self.ntpd_leak = limit + head;
-            }
             self.ntpd_dropped += 1;
+            if counter < limit { limit + head } else { counter }
+        };
+        self.ntpd_leak = next as i32;
+    }
+}
+
+/// Client records in fixed-size chunks: growing never copies (or doubles) the whole table.
+#[derive(Debug, Default)]
+struct ClientTable {
+    chunks: Vec<Vec<ClientState>>,
+    len: usize,
+}
+
+const CHUNK: usize = 1 << 14;
+
+impl ClientTable {
+    fn push(&mut self, c: ClientState) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(c);
+        }
+        self.len += 1;
+    }
+
+    fn get_mut(&mut self, i: usize) -> &mut ClientState {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn into_vec(self) -> Vec<ClientState> {
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in self.chunks {
+            out.extend(chunk);
+        }
+        out
     }
 }
 
@@ -348,7 +381,7 @@ pub struct LoadAnalyzer {
     first_ns: Option<i64>,
     last_ns: Option<i64>,
     index: HashMap<u128, u32, AddrHashBuilder>,
-    clients: Vec<ClientState>,
+    clients: ClientTable,
     series_base: Option<i64>,
     series: Vec<u32>,
     series_dropped: u64,
@@ -377,7 +410,7 @@ impl LoadAnalyzer {
             first_ns: None,
             last_ns: None,
             index: HashMap::with_hasher(AddrHashBuilder),
-            clients: Vec::new(),
+            clients: ClientTable::default(),
             series_base: None,
             series: Vec::new(),
             series_dropped: 0,
@@ -436,12 +469,12 @@ impl LoadAnalyzer {
     }
 
     fn client(&mut self, addr: IpAddr, ts: i64) -> &mut ClientState {
-        let next = self.clients.len() as u32;
+        let next = self.clients.len as u32;
         let idx = *self.index.entry(key(addr)).or_insert(next);
         if idx == next {
             self.clients.push(ClientState::new(addr, ts, &self.cfg.chrony));
         }
-        &mut self.clients[idx as usize]
+        self.clients.get_mut(idx as usize)
     }
 
     fn aggregate(&mut self, s: PacketSummary) {
@@ -584,7 +617,7 @@ impl LoadAnalyzer {
                 totals.versions.insert(i as u8, v);
             }
         }
-        totals.unique_clients = self.clients.len() as u64;
+        totals.unique_clients = self.clients.len as u64;
         totals.first_ts = self.first_ns.map(ns_to_s);
         totals.last_ts = self.last_ns.map(ns_to_s);
         totals.duration_s = match (self.first_ns, self.last_ns) {
@@ -596,7 +629,7 @@ impl LoadAnalyzer {
             config: self.cfg,
             server: self.server,
             totals,
-            clients: self.clients,
+            clients: self.clients.into_vec(),
             minute_base: self.series_base.map(|m| m * 60),
             requests_per_minute: self.series,
             requests_outside_series: self.series_dropped,
@@ -654,16 +687,24 @@ pub struct Load {
     pub requests_outside_series: u64,
 }
 
-/// The network prefix of an address: /24 for IPv4, /48 for IPv6.
-pub fn prefix_of(addr: IpAddr) -> String {
+/// The network address of an address's /24 (IPv4) or /48 (IPv6).
+pub fn prefix_addr(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let [x, y, z, _] = a.octets();
-            format!("{x}.{y}.{z}.0/24")
+            IpAddr::from([x, y, z, 0])
         }
         IpAddr::V6(a) => {
             let s = a.segments();
-            format!("{}/48", Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
         }
+    }
+}
+
+/// The network prefix of an address as text: `a.b.c.0/24` for IPv4, `x:y:z::/48` for IPv6.
+pub fn prefix_of(addr: IpAddr) -> String {
+    match prefix_addr(addr) {
+        a @ IpAddr::V4(_) => format!("{a}/24"),
+        a @ IpAddr::V6(_) => format!("{a}/48"),
     }
 }

@@ -3,7 +3,9 @@
 //! the CDF "share of traffic from clients with ≤ N queries", rate-limit simulations, client types
 //! by polling profile, and the per-minute request rate with Holt–Winters bands.
 
-use super::load::{ChronyRateLimit, ClientState, ClientTypeParams, Load, NtpdDiscard, Totals, ns_to_s, prefix_of};
+use super::load::{
+    ChronyRateLimit, ClientState, ClientTypeParams, Load, NtpdDiscard, Totals, ns_to_s, prefix_addr, prefix_of,
+};
 use crate::forecast::{HoltWintersParams, forecast_series};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ pub struct ReportOptions {
     pub price_per_gb: f64,
     /// Holt–Winters parameters of the per-minute rate.
     pub forecast: HoltWintersParams,
+    /// Client and prefix rows to build, busiest first (`None`: all).
+    pub client_rows: Option<usize>,
 }
 
 impl Default for ReportOptions {
@@ -35,6 +39,7 @@ impl Default for ReportOptions {
         Self {
             price_per_gb: DEFAULT_PRICE_PER_GB,
             forecast: HoltWintersParams { min_band: 1.0, ..HoltWintersParams::default() },
+            client_rows: None,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct ClientRow {
     pub kod_received: u32,
     /// Mode 6/7 requests it sent.
     pub control_requests: u32,
+    /// Mode 7 monlist requests it sent.
+    pub monlist_requests: u32,
     /// Client type by polling profile.
     pub client_type: ClientType,
     /// Requests chrony's ratelimit would have dropped.
@@ -102,8 +109,26 @@ pub enum ClientType {
     Other,
 }
 
+impl ClientType {
+    /// The snake_case name (as in JSON and CSV).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OneShot => "one_shot",
+            Self::Abusive => "abusive",
+            Self::Bursty => "bursty",
+            Self::MinpollStuck => "minpoll_stuck",
+            Self::BackingOff => "backing_off",
+            Self::Fast => "fast",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// Classifies one client by its polling profile.
 pub fn classify_client(c: &ClientState, p: &ClientTypeParams) -> ClientType {
+    if c.requests == 0 {
+        return ClientType::Other;
+    }
     let Some(median) = c.median.median() else { return ClientType::OneShot };
     let h = &c.histogram;
     if median < p.abusive_max_median_s {
@@ -267,9 +292,9 @@ pub struct LoadReport {
     pub totals: Totals,
     /// Cost model.
     pub cost: Cost,
-    /// Every client, most requests first (ties by address).
+    /// The clients (all, or the busiest `client_rows`), most requests first (ties by address).
     pub clients: Vec<ClientRow>,
-    /// /24 and /48 aggregates, most requests first.
+    /// /24 and /48 aggregates (all, or the busiest `client_rows`), most requests first.
     pub prefixes: Vec<PrefixRow>,
     /// What-if table.
     pub what_if: Vec<WhatIfRow>,
@@ -309,55 +334,84 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     let year_cost_of = |bytes: f64| per_year(bytes).map(dollars);
 
     let types = load.config.types;
-    let mut clients: Vec<ClientRow> = load
-        .clients
-        .iter()
-        .map(|c| ClientRow {
-            address: c.addr,
-            prefix: prefix_of(c.addr),
-            requests: c.requests,
-            responses: c.responses,
-            bytes_in: c.bytes_in,
-            bytes_out: c.bytes_out,
-            first_seen: ns_to_s(c.first_ns),
-            last_seen: ns_to_s(c.last_ns),
-            rate_per_s: (duration > 0.0).then(|| f64::from(c.requests) / duration),
-            median_interval_s: c.median.median(),
-            min_interval_s: c.min_interval_ns.map(|n| n as f64 * 1e-9),
-            interval_log2_histogram: c.histogram.to_compact_string(),
-            versions: bits(c.versions),
-            modes: bits(c.modes),
-            kod_received: c.kod_received,
-            control_requests: c.control_requests,
-            client_type: classify_client(c, &types),
-            chrony_dropped: c.chrony_dropped,
-            ntpd_dropped: c.ntpd_dropped,
-        })
-        .collect();
-    clients.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.address.cmp(&b.address)));
+    let row = |c: &ClientState| ClientRow {
+        address: c.addr,
+        prefix: prefix_of(c.addr),
+        requests: c.requests,
+        responses: c.responses,
+        bytes_in: c.bytes_in,
+        bytes_out: c.bytes_out,
+        first_seen: ns_to_s(c.first_ns),
+        last_seen: ns_to_s(c.last_ns),
+        rate_per_s: (duration > 0.0).then(|| f64::from(c.requests) / duration),
+        median_interval_s: c.median.median(),
+        min_interval_s: c.min_interval_ns().map(|n| n as f64 * 1e-9),
+        interval_log2_histogram: c.histogram.to_compact_string(),
+        versions: bits(c.versions),
+        modes: bits(c.modes),
+        kod_received: c.kod_received,
+        control_requests: c.control_requests,
+        monlist_requests: c.monlist_requests,
+        client_type: classify_client(c, &types),
+        chrony_dropped: c.chrony_dropped,
+        ntpd_dropped: c.ntpd_dropped,
+    };
+    // Rows only for the clients shown: 300,000 full rows would cost more than the counters.
+    let mut order: Vec<u32> = (0..load.clients.len() as u32).collect();
+    let by_load = |a: &ClientState, b: &ClientState| b.requests.cmp(&a.requests).then(a.addr.cmp(&b.addr));
+    let limit = opts.client_rows.unwrap_or(usize::MAX).min(order.len());
+    if limit < order.len() {
+        if limit > 0 {
+            order.select_nth_unstable_by(limit - 1, |&a, &b| {
+                by_load(&load.clients[a as usize], &load.clients[b as usize])
+            });
+        }
+        order.truncate(limit);
+    }
+    order.sort_by(|&a, &b| by_load(&load.clients[a as usize], &load.clients[b as usize]));
+    let clients: Vec<ClientRow> = order.iter().map(|&i| row(&load.clients[i as usize])).collect();
 
-    let mut prefixes: BTreeMap<&str, PrefixRow> = BTreeMap::new();
-    for c in &clients {
-        let p = prefixes.entry(&c.prefix).or_insert_with(|| PrefixRow {
-            prefix: c.prefix.clone(),
-            clients: 0,
-            requests: 0,
-            responses: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            first_seen: c.first_seen,
-            last_seen: c.last_seen,
+    #[derive(Default)]
+    struct PrefixAgg {
+        clients: u64,
+        requests: u64,
+        responses: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        first_ns: i64,
+        last_ns: i64,
+    }
+    let mut aggs: std::collections::HashMap<IpAddr, PrefixAgg> = std::collections::HashMap::new();
+    for c in &load.clients {
+        let p = aggs.entry(prefix_addr(c.addr)).or_insert_with(|| PrefixAgg {
+            first_ns: c.first_ns,
+            last_ns: c.last_ns,
+            ..PrefixAgg::default()
         });
         p.clients += 1;
         p.requests += u64::from(c.requests);
         p.responses += u64::from(c.responses);
         p.bytes_in += c.bytes_in;
         p.bytes_out += c.bytes_out;
-        p.first_seen = p.first_seen.min(c.first_seen);
-        p.last_seen = p.last_seen.max(c.last_seen);
+        p.first_ns = p.first_ns.min(c.first_ns);
+        p.last_ns = p.last_ns.max(c.last_ns);
     }
-    let mut prefixes: Vec<PrefixRow> = prefixes.into_values().collect();
-    prefixes.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.prefix.cmp(&b.prefix)));
+    let mut aggs: Vec<(IpAddr, PrefixAgg)> = aggs.into_iter().collect();
+    aggs.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
+    aggs.truncate(opts.client_rows.unwrap_or(usize::MAX));
+    let prefixes: Vec<PrefixRow> = aggs
+        .into_iter()
+        .map(|(addr, p)| PrefixRow {
+            prefix: prefix_of(addr),
+            clients: p.clients,
+            requests: p.requests,
+            responses: p.responses,
+            bytes_in: p.bytes_in,
+            bytes_out: p.bytes_out,
+            first_seen: ns_to_s(p.first_ns),
+            last_seen: ns_to_s(p.last_ns),
+        })
+        .collect();
 
     // CDF over clients sorted by requests ascending.
     let out_total = totals.bytes_out as f64;
@@ -383,6 +437,8 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
             thresholds.push(p.queries);
         }
     }
+    let busiest = load.clients.iter().map(|c| c.requests).max().unwrap_or(0);
+    thresholds.retain(|&n| n == 0 || n < busiest);
     thresholds.sort_unstable();
     thresholds.dedup();
     let what_if = thresholds
@@ -431,8 +487,8 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     };
 
     let mut type_counts: BTreeMap<ClientType, (u64, u64)> = BTreeMap::new();
-    for c in &clients {
-        let e = type_counts.entry(c.client_type).or_default();
+    for c in &load.clients {
+        let e = type_counts.entry(classify_client(c, &types)).or_default();
         e.0 += 1;
         e.1 += u64::from(c.requests);
     }
@@ -481,5 +537,134 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
         client_types,
         rate_per_minute,
         aberrant_minutes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::load::{LoadAnalyzer, LoadConfig};
+    use crate::capture::record::{NtpKind, PacketSummary};
+
+    const S: i64 = 1_000_000_000;
+
+    fn request(client: [u8; 4], ts_ns: i64) -> PacketSummary {
+        PacketSummary {
+            ts_ns,
+            src: IpAddr::from(client),
+            dst: IpAddr::from([192, 0, 2, 1]),
+            sport: 40000,
+            dport: 123,
+            wire_len: 90,
+            udp_len: 48,
+            kind: NtpKind::Time {
+                version: 4,
+                mode: 3,
+                stratum: 0,
+                kiss: None,
+                extensions: 0,
+                mac: crate::capture::record::MacKind::None,
+            },
+        }
+    }
+
+    fn reply(client: [u8; 4], ts_ns: i64) -> PacketSummary {
+        let mut p = request(client, ts_ns);
+        std::mem::swap(&mut p.src, &mut p.dst);
+        std::mem::swap(&mut p.sport, &mut p.dport);
+        p.kind = NtpKind::Time {
+            version: 4,
+            mode: 4,
+            stratum: 2,
+            kiss: None,
+            extensions: 0,
+            mac: crate::capture::record::MacKind::None,
+        };
+        p
+    }
+
+    fn analyze(packets: &[PacketSummary]) -> LoadReport {
+        let mut a = LoadAnalyzer::new(LoadConfig { server: Some(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
+        for p in packets {
+            a.count_frame(p.ts_ns, p.wire_len);
+            a.add_ntp(*p);
+        }
+        build_report(a.finish(), &ReportOptions::default())
+    }
+
+    #[test]
+    fn rate_limit_simulations_follow_chrony_and_ntpd() {
+        // A 64 s poller is never limited; ten requests in the same instant are.
+        let mut packets: Vec<PacketSummary> = (0..20).map(|i| request([10, 0, 0, 1], i * 64 * S)).collect();
+        packets.extend((0..10).map(|_| request([10, 0, 0, 2], 5 * S)));
+        packets.sort_by_key(|p| p.ts_ns);
+        let r = analyze(&packets);
+        let poller = r.clients.iter().find(|c| c.address == IpAddr::from([10, 0, 0, 1])).unwrap();
+        assert_eq!((poller.chrony_dropped, poller.ntpd_dropped), (0, 0));
+        let burst = r.clients.iter().find(|c| c.address == IpAddr::from([10, 0, 0, 2])).unwrap();
+        // chrony: 8 tokens (burst 8), the 2 limited ones are not leaked (1 in 4 is).
+        assert_eq!(burst.chrony_dropped, 2);
+        // ntpd: every packet after the first comes less than `minimum` (2 s) after the last.
+        assert_eq!(burst.ntpd_dropped, 9);
+        assert_eq!(r.rate_limit.chrony_outcome.dropped_requests, 2);
+        // No replies seen: each drop saves the default 90-byte reply.
+        assert_eq!(r.rate_limit.ntpd_outcome.saved_bytes, 9.0 * 90.0);
+    }
+
+    #[test]
+    fn what_if_cdf_cost_and_types() {
+        let mut packets = Vec::new();
+        // Client A: 64 s poller, 10 exchanges; client B: 2 exchanges 1024 s apart;
+        // client C: 30 requests 0.5 s apart, all answered.
+        for i in 0..10 {
+            packets.push(request([10, 0, 0, 1], i * 64 * S));
+            packets.push(reply([10, 0, 0, 1], i * 64 * S + 1000));
+        }
+        for i in 0..2 {
+            packets.push(request([10, 0, 1, 2], i * 1024 * S));
+            packets.push(reply([10, 0, 1, 2], i * 1024 * S + 1000));
+        }
+        for i in 0..30 {
+            packets.push(request([10, 0, 0, 3], 100 * S + i * S / 2));
+            packets.push(reply([10, 0, 0, 3], 100 * S + i * S / 2 + 1000));
+        }
+        packets.sort_by_key(|p| p.ts_ns);
+        let r = analyze(&packets);
+        assert_eq!(r.totals.requests, 42);
+        assert_eq!(r.totals.bytes_out, 42 * 90);
+        assert_eq!(r.totals.duration_s, 1024.0 + 1e-6);
+        let types: Vec<(IpAddr, ClientType)> = r.clients.iter().map(|c| (c.address, c.client_type)).collect();
+        assert_eq!(
+            types,
+            vec![
+                (IpAddr::from([10, 0, 0, 3]), ClientType::Abusive),
+                (IpAddr::from([10, 0, 0, 1]), ClientType::MinpollStuck),
+                (IpAddr::from([10, 0, 1, 2]), ClientType::BackingOff),
+            ]
+        );
+        let a = &r.clients[1];
+        assert_eq!(a.median_interval_s, Some(64.0));
+        assert_eq!(a.interval_log2_histogram, "6:9");
+        // CDF: ≤2 queries: 2/42 of the traffic, ≤10: 12/42, ≤30: all.
+        let cdf: Vec<(u32, u64)> = r.traffic_cdf.iter().map(|p| (p.queries, p.clients)).collect();
+        assert_eq!(cdf, vec![(2, 1), (10, 2), (30, 3)]);
+        assert!((r.traffic_cdf[1].traffic_pct - 100.0 * 12.0 / 42.0).abs() < 1e-9);
+        // What-if: 0 blocks everyone; clients with ≤ 10 queries pass 10% (and 25%) of the
+        // traffic, so N = 10 blocks C alone; 30 is the busiest client (blocks nobody).
+        let rows: Vec<(u32, u64)> = r.what_if.iter().map(|w| (w.more_than, w.clients_blocked)).collect();
+        assert_eq!(rows, vec![(0, 3), (10, 1)]);
+        let year = r.cost.cost_per_year.unwrap();
+        let want = 42.0 * 90.0 / (1024.0 + 1e-6) * SECONDS_PER_YEAR / 1e9 * DEFAULT_PRICE_PER_GB;
+        assert!((year - want).abs() < 1e-12);
+        assert!((r.what_if[1].saving_per_year.unwrap() - year * 30.0 / 42.0).abs() < 1e-12);
+        // Prefixes: 10.0.0.0/24 holds A and C.
+        assert_eq!(r.prefixes[0].prefix, "10.0.0.0/24");
+        assert_eq!((r.prefixes[0].clients, r.prefixes[0].requests), (2, 40));
+    }
+
+    #[test]
+    fn prefixes_of_both_families() {
+        assert_eq!(prefix_of("198.51.100.77".parse().unwrap()), "198.51.100.0/24");
+        assert_eq!(prefix_of("2001:db8:1:2::5".parse().unwrap()), "2001:db8:1::/48");
     }
 }

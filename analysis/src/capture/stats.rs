@@ -4,12 +4,13 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-/// Streaming median (Jain & Chlamtac's P² algorithm): exact for up to 5 observations, an
-/// estimate within the observed range afterwards; 64 bytes whatever the number of values.
+/// Streaming median (Jain & Chlamtac's P² algorithm): exact (to f32 precision) for up to 5
+/// observations, an estimate within the observed range afterwards; 44 bytes whatever the number
+/// of values.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct P2Median {
     n: u32,
-    q: [f64; 5],
+    q: [f32; 5],
     pos: [i32; 5],
 }
 
@@ -24,15 +25,22 @@ impl P2Median {
     /// Adds one observation.
     pub fn add(&mut self, x: f64) {
         if self.n < 5 {
-            self.q[self.n as usize] = x;
+            self.q[self.n as usize] = x as f32;
             self.n += 1;
             if self.n == 5 {
-                self.q.sort_by(f64::total_cmp);
+                self.q.sort_by(f32::total_cmp);
                 self.pos = [1, 2, 3, 4, 5];
             }
             return;
         }
-        let q = &mut self.q;
+        // Heights are stored as f32 (memory per client) and computed in f64.
+        let mut heights = self.q.map(f64::from);
+        self.step(&mut heights, x);
+        self.q = heights.map(|h| h as f32);
+    }
+
+    fn step(&mut self, heights: &mut [f64; 5], x: f64) {
+        let q = &mut *heights;
         let k = if x < q[0] {
             q[0] = x;
             0
@@ -58,17 +66,17 @@ impl P2Median {
             let d = desired - f64::from(self.pos[i]);
             if (d >= 1.0 && self.pos[i + 1] - self.pos[i] > 1) || (d <= -1.0 && self.pos[i - 1] - self.pos[i] < -1) {
                 let s: i32 = if d > 0.0 { 1 } else { -1 };
-                let (qm, qi, qp) = (self.q[i - 1], self.q[i], self.q[i + 1]);
+                let (qm, qi, qp) = (heights[i - 1], heights[i], heights[i + 1]);
                 let (nm, ni, np) = (f64::from(self.pos[i - 1]), f64::from(self.pos[i]), f64::from(self.pos[i + 1]));
                 let sf = f64::from(s);
                 let parabolic = qi
                     + sf / (np - nm)
                         * ((ni - nm + sf) * (qp - qi) / (np - ni) + (np - ni - sf) * (qi - qm) / (ni - nm));
-                self.q[i] = if qm < parabolic && parabolic < qp {
+                heights[i] = if qm < parabolic && parabolic < qp {
                     parabolic
                 } else {
                     let j = (i as i32 + s) as usize;
-                    qi + sf * (self.q[j] - qi) / (f64::from(self.pos[j]) - ni)
+                    qi + sf * (heights[j] - qi) / (f64::from(self.pos[j]) - ni)
                 };
                 self.pos[i] += s;
             }
@@ -81,14 +89,16 @@ impl P2Median {
         match self.n {
             0 => None,
             n @ 1..=4 => {
-                let mut v = [0.0; 4];
-                v[..n as usize].copy_from_slice(&self.q[..n as usize]);
+                let mut v = [0.0f64; 4];
+                for (d, s) in v.iter_mut().zip(&self.q[..n as usize]) {
+                    *d = f64::from(*s);
+                }
                 let v = &mut v[..n as usize];
                 v.sort_by(f64::total_cmp);
                 let m = v.len() / 2;
                 Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
             }
-            _ => Some(self.q[2]),
+            _ => Some(f64::from(self.q[2])),
         }
     }
 }
