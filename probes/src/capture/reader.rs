@@ -316,12 +316,15 @@ impl CaptureFile {
         Damage { offset: self.consumed, decompressed: self.is_gzip(), reason }
     }
 
-    fn fill_or_damage(&mut self, need: usize, what: &str) -> Result<bool, Damage> {
+    /// Like [`Self::fill`]; `Ok(false)` at a clean end of file, a [`Damage`] when the file ends
+    /// inside `what()` (only formatted then: this runs for every record).
+    fn fill_or_damage(&mut self, need: usize, what: impl FnOnce() -> String) -> Result<bool, Damage> {
         match self.fill(need) {
             Ok(true) => Ok(true),
             Ok(false) if self.end == self.start => Ok(false),
             Ok(false) => {
                 let have = self.end - self.start;
+                let what = what();
                 Err(self.damage(format!("file cut short inside {what}: {need} bytes needed, {have} left")))
             }
             Err(e) => Err(self.damage(format!("read error: {e}"))),
@@ -356,7 +359,7 @@ impl CaptureFile {
         snaplen: u32,
     ) -> Result<Option<(i64, u32, u32, usize, usize)>, Damage> {
         let hdr = if modified { 24 } else { 16 };
-        if !self.fill_or_damage(hdr, "a record header")? {
+        if !self.fill_or_damage(hdr, || "a record header".into())? {
             return Ok(None);
         }
         let h = &self.buf[self.start..self.start + hdr];
@@ -370,7 +373,8 @@ impl CaptureFile {
             )));
         }
         let total = hdr + caplen as usize;
-        if !self.fill_or_damage(total, &format!("record {} ({total} bytes)", self.frames + 1))? {
+        let n = self.frames + 1;
+        if !self.fill_or_damage(total, || format!("record {n} ({total} bytes)"))? {
             return Ok(None);
         }
         let rec = &self.buf[self.start..self.start + total];
@@ -394,7 +398,7 @@ impl CaptureFile {
     #[allow(clippy::type_complexity)]
     fn next_ng(&mut self) -> Result<Option<(i64, u32, u32, usize, usize)>, Damage> {
         loop {
-            if !self.fill_or_damage(12, "a block header")? {
+            if !self.fill_or_damage(12, || "a block header".into())? {
                 return Ok(None);
             }
             let b = &self.buf[self.start..self.start + 12];
@@ -417,7 +421,7 @@ impl CaptureFile {
                 )));
             }
             let len = len as usize;
-            if !self.fill_or_damage(len, &format!("a block of {len} bytes"))? {
+            if !self.fill_or_damage(len, || format!("a block of {len} bytes"))? {
                 return Ok(None);
             }
             let start = self.start;
