@@ -496,6 +496,25 @@ fn damaged_files_yield_what_precedes_the_damage() {
     );
     assert!(r.stderr.contains(&want), "{}", r.stderr);
 
+    // A gzip'd capture cut in half: what decompresses is read, and is a prefix of the whole.
+    let gz = dir.join("synth.pcap.gz");
+    synth(&gz, &["--clients", "200", "--packets", "20000"]);
+    let whole = timeaudit(&["pcap", gz.to_str().unwrap(), "--packets"]);
+    assert_eq!(whole.code, 0);
+    let bytes = std::fs::read(&gz).unwrap();
+    let half = dir.join("half.pcap.gz");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let r = timeaudit(&["pcap", half.to_str().unwrap(), "--packets"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let n = r.stdout.lines().count();
+    assert!(n > 1000 && n < 20000, "{n} packets from half the file");
+    assert!(whole.stdout.starts_with(&r.stdout), "a cut file's packets are a prefix of the whole file's");
+    assert!(
+        r.stderr.contains("half.pcap.gz: stopped at byte") && r.stderr.contains("of the decompressed data"),
+        "{}",
+        r.stderr
+    );
+
     // A damaged file among good ones: the good ones count, the damage is reported.
     let r = timeaudit(&["pcap", garbage.to_str().unwrap(), data("tcpdump/ntp.pcap").to_str().unwrap(), "--packets"]);
     assert_eq!(r.code, 0);

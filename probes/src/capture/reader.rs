@@ -521,6 +521,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn garbage_after_a_valid_header_never_panics() {
+        let dir = std::env::temp_dir().join(format!("timeaudit-reader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("g.pcap");
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for round in 0..200 {
+            let mut bytes =
+                vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+            if round % 2 == 1 {
+                bytes = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+                bytes.extend_from_slice(&[0xff; 8]);
+                bytes.extend_from_slice(&[28, 0, 0, 0]);
+            }
+            for _ in 0..(round * 7 % 300) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                bytes.push((seed >> 24) as u8);
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(mut f) = CaptureFile::open(&path) {
+                let mut n = 0;
+                while let Ok(Some(_)) = f.next_frame() {
+                    n += 1;
+                    assert!(n < 1000);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn ng_timestamps() {
         assert_eq!(ng_timestamp(1_500_000_000_123_456, 6, 0), 1_500_000_000_123_456_000);
         assert_eq!(ng_timestamp(1_500_000_000_123_456_789, 9, 0), 1_500_000_000_123_456_789);
