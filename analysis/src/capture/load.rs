@@ -6,6 +6,7 @@
 
 use super::record::{FrameClass, MacKind, NtpKind, PacketSummary, classify_frame};
 use super::stats::{AddrHashBuilder, Log2Histogram, P2Median};
+use crate::ntp::KissCode;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -389,6 +390,18 @@ pub struct LoadAnalyzer {
     cur_count: u32,
     modes: [u64; 8],
     versions: [u64; 8],
+    // Counted by key without allocating; turned into the string-keyed maps at the end.
+    truncated: Vec<(&'static str, u64)>,
+    malformed: Vec<(&'static str, u64)>,
+    kod: Vec<([u8; 4], u64)>,
+}
+
+/// Counts `key` in a short list (few distinct keys: reasons, kiss codes).
+fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key, 1)),
+    }
 }
 
 fn key(addr: IpAddr) -> u128 {
@@ -418,6 +431,9 @@ impl LoadAnalyzer {
             cur_count: 0,
             modes: [0; 8],
             versions: [0; 8],
+            truncated: Vec::new(),
+            malformed: Vec::new(),
+            kod: Vec::new(),
         }
     }
 
@@ -433,7 +449,7 @@ impl LoadAnalyzer {
             FrameClass::Ntp(f) => self.add_ntp(f.summary()),
             FrameClass::Fragment => self.totals.ip_fragments += 1,
             FrameClass::OtherUdp | FrameClass::OtherIp | FrameClass::NotIp => self.totals.non_ntp_frames += 1,
-            FrameClass::Truncated(what) => *self.totals.truncated_frames.entry(what.to_string()).or_default() += 1,
+            FrameClass::Truncated(what) => bump(&mut self.truncated, what),
             FrameClass::UnsupportedLink(_) => self.totals.unsupported_link_frames += 1,
         }
     }
@@ -485,7 +501,7 @@ impl LoadAnalyzer {
         match s.kind {
             NtpKind::Malformed(reason) => {
                 t.malformed += 1;
-                *t.malformed_by_reason.entry(reason.to_string()).or_default() += 1;
+                bump(&mut self.malformed, reason);
             }
             kind => {
                 if let Some(m) = kind.mode() {
@@ -549,7 +565,7 @@ impl LoadAnalyzer {
                 self.totals.responses += 1;
             }
             if let Some(k) = kiss {
-                *self.totals.kod.entry(k.as_text()).or_default() += 1;
+                bump(&mut self.kod, k.0);
             }
             self.totals.bytes_out += u64::from(s.wire_len);
             let c = self.client(s.dst, s.ts_ns);
@@ -617,6 +633,9 @@ impl LoadAnalyzer {
                 totals.versions.insert(i as u8, v);
             }
         }
+        totals.truncated_frames = self.truncated.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        totals.malformed_by_reason = self.malformed.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        totals.kod = self.kod.iter().map(|(k, n)| (KissCode(*k).as_text(), *n)).collect();
         totals.unique_clients = self.clients.len as u64;
         totals.first_ts = self.first_ns.map(ns_to_s);
         totals.last_ts = self.last_ns.map(ns_to_s);
