@@ -36,6 +36,10 @@ enum Command {
     Classify(cmd::classify::ClassifyArgs),
     /// Write synthetic probe histories with known behaviour (ground truth) as CSV.
     Simulate(cmd::simulate::SimulateArgs),
+    /// Analyse NTP server captures: per-client load, cost, what-if, rate limits, client types.
+    Pcap(cmd::pcap::PcapArgs),
+    /// Write a synthetic NTP server capture with known totals (printed as JSON).
+    PcapSynth(cmd::pcap_synth::PcapSynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Classify(args) => cmd::classify::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Pcap(args) => cmd::pcap::run(args),
+        Command::PcapSynth(args) => cmd::pcap_synth::run(args),
     };
     match result {
         Ok(code) => code,

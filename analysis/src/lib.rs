@@ -2,6 +2,7 @@
 //! (as the project grows) the classifier, capture aggregation, cost model and fleet checks.
 //! Nothing here performs I/O or reads the clock: time and bytes are passed in.
 
+pub mod capture;
 pub mod capture_report;
 pub mod certinfo;
 pub mod change;

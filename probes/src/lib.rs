@@ -2,6 +2,7 @@
 //! resolver, the NTP client, the HTTP(S) Date prober and the per-address probe entry point, and
 //! the lab's loopback servers with misbehaving clocks.
 
+pub mod capture;
 pub mod clock;
 pub mod http;
 pub mod lab;

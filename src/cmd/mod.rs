@@ -4,6 +4,8 @@ pub mod classify;
 pub mod demo;
 pub mod export;
 pub mod lab;
+pub mod pcap;
+pub mod pcap_synth;
 pub mod probe;
 pub mod report;
 pub mod simulate;

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod net;
 pub mod nginx;
 pub mod postgres;
+pub mod tshark;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
