@@ -64,8 +64,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             if args.classes.is_none() { classify_series(&obs, &ClassifierParams::default()) } else { classes };
         data.survey = Some(survey_report(&obs, &classes, &ReportParams::default()));
     }
-    if let Some(first) = args.pcap.first() {
-        anyhow::bail!("{}: capture analysis is not wired into this build yet", first.display());
+    if !args.pcap.is_empty() {
+        let (capture, notes) = report::capture::analyse(&args.pcap)?;
+        data.sources.extend(args.pcap.iter().map(|p| p.display().to_string()));
+        data.notes.extend(notes);
+        data.capture = Some(capture);
     }
     report::write_report(&data, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
     eprintln!("timeaudit report: wrote {}/index.html, report.md, report.json", args.out.display());

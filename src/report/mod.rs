@@ -2,6 +2,7 @@
 //! summaries, builds the report data (`timeaudit_analysis::report`) and writes `index.html`
 //! (self-contained, inline SVG), `report.md` and `report.json` into one directory.
 
+pub mod capture;
 pub mod html;
 pub mod markdown;
 pub mod plots;
@@ -347,7 +348,7 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
                         r.requests.to_string(),
                         r.responses.to_string(),
                         r.bytes.to_string(),
-                        fmt_opt_seconds(r.median_interval_s),
+                        fmt_opt_seconds(r.median_interval_s).replace('+', ""),
                         r.kod.to_string(),
                     ]
                 })
@@ -356,6 +357,43 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
         let ch = ["address", "requests", "responses", "bytes", "median interval", "KoD"];
         out.push((sec.clone(), "Top clients".into(), t(&ch, client_rows(&c.top_clients))));
         out.push((sec.clone(), "Top subnets".into(), t(&ch, client_rows(&c.top_subnets))));
+        out.push((
+            sec.clone(),
+            "What rate limiting would have dropped".into(),
+            t(
+                &["policy", "dropped requests", "dropped", "clients limited", "saving per year"],
+                c.rate_limits
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.policy.clone(),
+                            r.dropped_requests.to_string(),
+                            format!("{:.1}%", r.dropped_pct),
+                            r.clients_limited.to_string(),
+                            r.saving_per_year.map_or("–".into(), |v| format!("{v:.2}")),
+                        ]
+                    })
+                    .collect(),
+            ),
+        ));
+        out.push((
+            sec.clone(),
+            "Clients by polling behaviour".into(),
+            t(
+                &["type", "clients", "requests", "share of requests"],
+                c.client_types
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.client_type.clone(),
+                            r.clients.to_string(),
+                            r.requests.to_string(),
+                            format!("{:.1}%", r.requests_pct),
+                        ]
+                    })
+                    .collect(),
+            ),
+        ));
         out.push((
             sec.clone(),
             "Mode 6/7 and KoD findings".into(),

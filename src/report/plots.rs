@@ -48,6 +48,18 @@ fn err<E: std::fmt::Debug>(title: &str) -> impl Fn(E) -> PlotError + '_ {
 const COLOURS: [RGBColor; 5] =
     [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(0, 0, 0)];
 
+/// Tick label of a log axis: whole numbers as such, small values in engineering form (`1e-3`).
+pub fn log_tick(v: &f64) -> String {
+    let v = *v;
+    if (1.0..1e7).contains(&v) {
+        format!("{v:.0}")
+    } else {
+        let e = v.log10().round() as i32;
+        let m = v / 10f64.powi(e);
+        if (m - 1.0).abs() < 1e-6 { format!("1e{e}") } else { format!("{m:.1}e{e}") }
+    }
+}
+
 fn range(values: impl Iterator<Item = f64>, pad_frac: f64) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite()) {
@@ -158,6 +170,9 @@ pub fn cdf_log_x(
     y_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<String, PlotError> {
+    // Points at x ≤ 0 have no place on a log axis: they are left out.
+    let series: Vec<(String, Vec<(f64, f64)>)> =
+        series.iter().map(|(n, v)| (n.clone(), v.iter().copied().filter(|p| p.0 > 0.0).collect())).collect();
     let (x0, x1) = log_range(series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)));
     svg(|root| {
         let e = err(title);
@@ -168,7 +183,14 @@ pub fn cdf_log_x(
             .y_label_area_size(60)
             .build_cartesian_2d((x0..x1).log_scale(), 0.0..1.02)
             .map_err(&e)?;
-        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style((FONT, 12)).draw().map_err(&e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&log_tick)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(&e)?;
         for (i, (name, pts)) in series.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
             let mut steps = Vec::with_capacity(pts.len() * 2);
@@ -237,7 +259,15 @@ pub fn scatter_log_log(title: &str, x_desc: &str, y_desc: &str, pts: &[(f64, f64
             .y_label_area_size(70)
             .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
             .map_err(&e)?;
-        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style((FONT, 12)).draw().map_err(&e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&log_tick)
+            .y_label_formatter(&log_tick)
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(&e)?;
         let c = COLOURS[0];
         chart
             .draw_series(

@@ -41,5 +41,13 @@ fn demo_classifies_each_lab_server_as_its_class() {
     let n = json["survey"]["observations"].as_u64().unwrap();
     assert_eq!(n % 16, 0, "{n} observations");
     assert!((55 * 16..=61 * 16).contains(&n), "{n} observations in 60 s");
+    // The shipped sample capture is analysed: its generator's totals.
+    assert_eq!(json["capture"]["totals"]["unique_clients"], 400);
+    assert_eq!(json["capture"]["totals"]["requests"], 12074);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let ids: Vec<String> = super::report::plot_figures(&html).into_iter().map(|f| f.0).collect();
+    for id in ["offset-cdf", "class-drifting-1", "class-resetting-1", "traffic-cdf", "polling-scatter", "rate-band"] {
+        assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
+    }
     assert!(out.join("index.html").exists() && out.join("report.md").exists() && out.join("observations.csv").exists());
 }

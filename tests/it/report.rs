@@ -269,3 +269,54 @@ fn datasets_match_their_manifest_checksums() {
         assert!(manifest.contains(name), "{file} is not described in MANIFEST.md");
     }
 }
+
+/// (frames, frame bytes) of a capture as tshark counts them.
+fn tshark_totals(file: &Path) -> (u64, u64) {
+    let o = Command::new(require_program("tshark"))
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-e", "frame.len"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lens: Vec<u64> = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().parse().unwrap()).collect();
+    (lens.len() as u64, lens.iter().sum())
+}
+
+#[test]
+fn report_capture_part_matches_tshark_and_draws_its_plots() {
+    let dir = TestDir::new("report-capture");
+    let out = dir.path();
+    let real = repo().join("datasets/pcaps/zeek-ntp.pcap");
+    let synth = repo().join("datasets/pcaps/synthetic-server-400-clients.pcap.gz");
+    for (file, name) in [(&real, "real"), (&synth, "synth")] {
+        let st = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+            .args(["report", "--pcap"])
+            .arg(file)
+            .arg("--out")
+            .arg(out.join(name))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(name).join("report.json")).unwrap()).unwrap();
+        let t = &json["capture"]["totals"];
+        let (frames, bytes) = tshark_totals(file);
+        assert_eq!((t["packets"].as_u64().unwrap(), t["bytes"].as_u64().unwrap()), (frames, bytes), "{name}");
+        let html = std::fs::read_to_string(out.join(name).join("index.html")).unwrap();
+        let ids: Vec<String> = plot_figures(&html).into_iter().map(|f| f.0).collect();
+        if name == "synth" {
+            // The generator's own totals (pcap-synth prints them): 400 clients, 12074 requests,
+            // 2085 KoD RATE, 21 monlist responses.
+            assert_eq!(t["unique_clients"], 400);
+            assert_eq!(t["requests"], 12074);
+            assert_eq!(t["kod"]["RATE"], 2085);
+            let kinds: Vec<&str> =
+                json["capture"]["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+            assert_eq!(kinds, ["mode6", "mode7", "monlist", "kod:RATE"]);
+            assert_eq!(ids, ["traffic-cdf", "polling-scatter", "rate-band"]);
+            let md = std::fs::read_to_string(out.join(name).join("report.md")).unwrap();
+            assert!(md.contains("| 10.0.0.157 | 4368 |"), "busiest client in the Markdown");
+        }
+    }
+}
