@@ -12,12 +12,16 @@ use std::path::Path;
 use timeaudit_analysis::observation::Observation;
 use timeaudit_analysis::report::{Classification, ReportData};
 
-/// Reads observations from a CSV file whose header names [`Observation`] fields.
+/// Reads observations from a CSV file (gzip-compressed when its name ends in `.gz`) whose
+/// header names [`Observation`] fields; other columns (e.g. `truth`) are ignored.
 pub fn read_observations_csv(path: &Path) -> anyhow::Result<Vec<Observation>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let input: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(input);
     let mut out = Vec::new();
     for (i, rec) in rdr.deserialize::<Observation>().enumerate() {
         let o = rec.with_context(|| format!("{}: bad observation on data row {}", path.display(), i + 1))?;
