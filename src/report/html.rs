@@ -67,8 +67,8 @@ pub fn figures(data: &ReportData) -> Result<Vec<Figure>, plots::PlotError> {
                 svg: plots::cdf_log_x(
                     "Share of traffic from clients with ≤ N queries",
                     "N, queries per client in the capture (log scale)",
-                    "share of requests",
-                    &[("requests".to_string(), c.traffic_cdf.clone())],
+                    "share of outbound bytes",
+                    &[("outbound bytes".to_string(), c.traffic_cdf.clone())],
                 )?,
             });
         }

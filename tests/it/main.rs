@@ -6,6 +6,7 @@ mod support;
 mod classify;
 mod demo;
 mod lab;
+mod notebooks;
 mod pcap;
 mod probe_http;
 mod probe_ntp;
