@@ -1,6 +1,6 @@
 //! `timeaudit demo`: the whole tool offline in one command. Starts the lab (loopback NTP/HTTP/DNS
 //! servers whose clocks misbehave in each class), surveys it through its own DNS name for about
-//! a minute, classifies every series, analyses a shipped sample capture, and writes the report
+//! a minute with `timeaudit survey` into a store in the output directory, classifies every series, analyses a shipped sample capture, and writes the report
 //! with a check of each lab server's class.
 
 use anyhow::Context;
@@ -11,18 +11,17 @@ use std::time::{Duration, Instant};
 use timeaudit_analysis::classify::ClassifierParams;
 use timeaudit_analysis::observation::{Method, Observation};
 use timeaudit_analysis::report::{LabCheck, ReportData, ReportParams, classify_series, survey_report};
-use timeaudit_analysis::target::Target;
 use timeaudit_probes::lab::{LAB_ALL_NAME, Lab, LabConfig};
-use timeaudit_probes::probe::{ProbeOptions, probe_address};
-use timeaudit_probes::resolve::Resolver;
 
 use super::lab::{DEFAULT_BEHAVIOURS, parse_behaviours, print_listing};
+use super::survey::{self, SurveyArgs};
 use crate::report;
 
 /// Arguments of `timeaudit demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Where to write the report (index.html, report.md, report.json, observations.csv).
+    /// Where to write the report (index.html, report.md, report.json), the survey store
+    /// (survey.sqlite) and its observations (observations.csv).
     #[arg(long, default_value = "timeaudit-demo")]
     pub out: PathBuf,
     /// Seconds of surveying.
@@ -47,6 +46,8 @@ pub const SAMPLE_CAPTURE_NAME: &str = "sample-capture.pcap.gz";
 
 /// How long each probe waits for a reply (the silent server costs this per round).
 pub const DEMO_PROBE_TIMEOUT: Duration = Duration::from_millis(400);
+/// Queries per second of each survey round (16 probes: a round takes about half a second).
+pub const DEMO_SURVEY_RATE: f64 = 200.0;
 
 /// Runs the demo subcommand.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -55,17 +56,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let behaviours = parse_behaviours(&args.behaviours)?;
     let config = LabConfig { behaviours, base: args.base_addr, ntp_port: 0, http_port: 0, dns_port: 0, seed: 1 };
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let (lab_servers, observations) = rt.block_on(async {
-        let lab = Lab::start(&config).await?;
-        print_listing(&lab, false)?;
-        let obs =
-            survey_lab(&lab, Duration::from_secs_f64(args.duration), Duration::from_secs_f64(args.interval)).await?;
-        anyhow::Ok((lab.servers.clone(), obs))
-    })?;
-    drop(rt);
-
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    // The lab's servers run on this runtime's worker threads while the survey rounds run here.
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let lab = rt.block_on(Lab::start(&config))?;
+    print_listing(&lab, false)?;
+    let db = args.out.join("survey.sqlite");
+    let _ = std::fs::remove_file(&db);
+    survey_lab(&lab, &args.out, &db, Duration::from_secs_f64(args.duration), Duration::from_secs_f64(args.interval))?;
+    let lab_servers = lab.servers.clone();
+    drop(lab);
+    drop(rt);
+    let observations = report::read_store(&db.display().to_string())?;
+
     write_observations_csv(&args.out.join("observations.csv"), &observations)?;
     let capture_path = args.out.join(SAMPLE_CAPTURE_NAME);
     std::fs::write(&capture_path, SAMPLE_CAPTURE)
@@ -129,39 +132,39 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Probes every address of the lab's all-servers name over NTP and HTTP, once per `interval`,
-/// for `duration`; the name is resolved through the lab's own DNS server each round.
-async fn survey_lab(lab: &Lab, duration: Duration, interval: Duration) -> anyhow::Result<Vec<Observation>> {
-    let resolver = Resolver::new(Some(lab.dns)).context("building the resolver for the lab's DNS server")?;
+/// Surveys every address of the lab's all-servers name over NTP and HTTP, once per `interval`
+/// for `duration`, with `timeaudit survey --all` into the store `db` (the name is resolved
+/// through the lab's own DNS server each round).
+fn survey_lab(lab: &Lab, out: &Path, db: &Path, duration: Duration, interval: Duration) -> anyhow::Result<()> {
     let port_ntp = lab.servers.first().map_or(123, |s| s.ntp_port);
     let port_http = lab.servers.first().map_or(80, |s| s.http_port);
-    let ntp = Target::parse(&format!("ntp://{LAB_ALL_NAME}:{port_ntp}"), &[Method::Ntp])?;
-    let http = Target::parse(&format!("http://{LAB_ALL_NAME}:{port_http}/"), &[Method::Http])?;
-    let opts = ProbeOptions { timeout: DEMO_PROBE_TIMEOUT, samples: 1, interval: Duration::ZERO, precise: None };
+    let targets = out.join("targets.txt");
+    std::fs::write(&targets, format!("ntp://{LAB_ALL_NAME}:{port_ntp}\nhttp://{LAB_ALL_NAME}:{port_http}/\n"))
+        .with_context(|| format!("cannot write {}", targets.display()))?;
     let started = Instant::now();
-    let mut out = Vec::new();
     let mut round = 0u32;
     while started.elapsed() < duration {
         let due = started + interval * round;
-        tokio::time::sleep_until(due.into()).await;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
         round += 1;
-        let addrs =
-            resolver.resolve(&ntp.host).await.with_context(|| format!("resolving {LAB_ALL_NAME} at {}", lab.dns))?;
-        let mut handles = Vec::new();
-        for a in addrs {
-            for (target, method) in [(&ntp, Method::Ntp), (&http, Method::Http)] {
-                let (target, opts) = (target.clone(), opts.clone());
-                handles.push(tokio::spawn(async move { probe_address(&target, a, method, &opts).await }));
-            }
-        }
-        for h in handles {
-            out.push(h.await.context("a probe task failed")?);
-        }
-        if round.is_multiple_of(10) {
-            eprintln!("demo: {round} rounds, {} observations, {:.0} s", out.len(), started.elapsed().as_secs_f64());
-        }
+        let args = SurveyArgs {
+            targets: targets.clone(),
+            db: Some(db.display().to_string()),
+            all: true,
+            shard: None,
+            rate: DEMO_SURVEY_RATE,
+            concurrency: 32,
+            gap: 0.0,
+            timeout: DEMO_PROBE_TIMEOUT.as_secs_f64(),
+            deadline: None,
+            resolver: Some(lab.dns),
+            samples: 1,
+            prober: Some("demo".into()),
+            lock: None,
+        };
+        survey::run(args).with_context(|| format!("survey round {round}"))?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Writes observations as CSV (the export's columns).

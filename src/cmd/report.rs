@@ -5,11 +5,9 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use timeaudit_analysis::classify::ClassifierParams;
-use timeaudit_analysis::observation::Observation;
 use timeaudit_analysis::report::{ReportData, ReportParams, classify_series, survey_report};
 
 use crate::report;
-use crate::store;
 
 /// Arguments of `timeaudit report`.
 #[derive(Debug, clap::Args)]
@@ -45,7 +43,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(db)) => {
             data.sources.push(db.display().to_string());
-            Some(read_store(&db.display().to_string())?)
+            Some(report::read_store(&db.display().to_string())?)
         }
         (None, None) if args.pcap.is_empty() => {
             anyhow::bail!("nothing to report: give --input FILE.csv, --db PATH or --pcap FILE")
@@ -73,16 +71,4 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     report::write_report(&data, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
     eprintln!("timeaudit report: wrote {}/index.html, report.md, report.json", args.out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every observation in the survey store `db` (SQLite path or PostgreSQL URL).
-fn read_store(db: &str) -> anyhow::Result<Vec<Observation>> {
-    let mut st = store::open(Some(db)).with_context(|| format!("opening the survey store {db}"))?;
-    let mut out = Vec::new();
-    st.for_each_observation(None, None, &mut |row| {
-        out.push(row.obs);
-        Ok(())
-    })
-    .with_context(|| format!("reading observations from {}", st.describe()))?;
-    Ok(out)
 }

@@ -30,6 +30,18 @@ pub fn read_observations_csv(path: &Path) -> anyhow::Result<Vec<Observation>> {
     Ok(out)
 }
 
+/// Every observation in the survey store `db` (SQLite path or PostgreSQL URL).
+pub fn read_store(db: &str) -> anyhow::Result<Vec<Observation>> {
+    let mut st = crate::store::open(Some(db)).with_context(|| format!("opening the survey store {db}"))?;
+    let mut out = Vec::new();
+    st.for_each_observation(None, None, &mut |row| {
+        out.push(row.obs);
+        Ok(())
+    })
+    .with_context(|| format!("reading observations from {}", st.describe()))?;
+    Ok(out)
+}
+
 /// Reads classifications: a JSON array (or JSON lines) of [`Classification`] objects.
 pub fn read_classifications(path: &Path) -> anyhow::Result<Vec<Classification>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -50,4 +50,18 @@ fn demo_classifies_each_lab_server_as_its_class() {
         assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
     }
     assert!(out.join("index.html").exists() && out.join("report.md").exists() && out.join("observations.csv").exists());
+    // The survey went through the store: `timeaudit report --db` on it gives the same tables.
+    let again = out.join("again");
+    let o = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+        .args(["report", "--db"])
+        .arg(out.join("survey.sqlite"))
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
+    assert_eq!(j2["survey"]["bands"], json["survey"]["bands"]);
+    assert_eq!(j2["survey"]["by_class"], json["survey"]["by_class"]);
 }
