@@ -714,6 +714,20 @@ pub struct LabCheck {
     pub agrees: bool,
 }
 
+/// One finding of the fleet audit (`timeaudit audit --format json`): hierarchy, health, exposure
+/// or configuration lint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditFinding {
+    /// `info`, `warning`, `error`, ...
+    pub severity: String,
+    /// Stable short name of the check.
+    pub code: String,
+    /// The server (or `file:line` for a configuration finding) it concerns.
+    pub subject: String,
+    /// What is wrong, with the evidence (and the fix for configuration findings).
+    pub message: String,
+}
+
 /// Everything a report shows; `report.json` is this structure.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportData {
@@ -727,6 +741,9 @@ pub struct ReportData {
     pub capture: Option<crate::capture_report::CaptureReport>,
     /// The lab self-check (demo only).
     pub lab: Vec<LabCheck>,
+    /// Fleet audit findings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditFinding>,
     /// What the report could not include, and why.
     pub notes: Vec<String>,
 }

@@ -101,6 +101,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ],
         survey: Some(survey),
         capture: Some(capture),
+        audit: Vec::new(),
         lab,
         notes: vec![
             "The lab check compares each server's NTP series with the class its clock was built to show; HTTP series \

@@ -25,6 +25,9 @@ pub struct ReportArgs {
     /// NTP captures to analyse for the capture part.
     #[arg(long, num_args = 1..)]
     pub pcap: Vec<PathBuf>,
+    /// Fleet audit results (`timeaudit audit --format json`) to include.
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
     /// Output directory (index.html, report.md, report.json).
     #[arg(long)]
     pub out: PathBuf,
@@ -45,8 +48,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             data.sources.push(db.display().to_string());
             Some(report::read_store(&db.display().to_string())?)
         }
-        (None, None) if args.pcap.is_empty() => {
-            anyhow::bail!("nothing to report: give --input FILE.csv, --db PATH or --pcap FILE")
+        (None, None) if args.pcap.is_empty() && args.audit.is_none() => {
+            anyhow::bail!("nothing to report: give --input FILE.csv, --db PATH, --pcap FILE or --audit FILE.json")
         }
         (None, None) => None,
     };
@@ -67,6 +70,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         data.sources.extend(args.pcap.iter().map(|p| p.display().to_string()));
         data.notes.extend(notes);
         data.capture = Some(capture);
+    }
+    if let Some(path) = &args.audit {
+        data.sources.push(path.display().to_string());
+        data.audit = report::read_audit(path)?;
     }
     report::write_report(&data, &args.out).with_context(|| format!("writing the report to {}", args.out.display()))?;
     eprintln!("timeaudit report: wrote {}/index.html, report.md, report.json", args.out.display());

@@ -157,7 +157,8 @@ pub fn render(data: &ReportData) -> Result<String, plots::PlotError> {
         "Lab" => 0,
         "Survey" => 1,
         s if s.starts_with("Class: ") => 2,
-        _ => 3,
+        "Capture" => 3,
+        _ => 4,
     });
     for sec in &sections {
         h += &format!("<section>\n<h2>{}</h2>\n", esc(sec));

@@ -42,6 +42,60 @@ pub fn read_store(db: &str) -> anyhow::Result<Vec<Observation>> {
     Ok(out)
 }
 
+/// Reads the findings of `timeaudit audit --format json` (its `findings` and `config_findings`).
+pub fn read_audit(path: &Path) -> anyhow::Result<Vec<timeaudit_analysis::report::AuditFinding>> {
+    use timeaudit_analysis::report::AuditFinding;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not JSON (expected timeaudit audit --format json)", path.display()))?;
+    let text_of = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::new();
+    let findings = v.get("findings").and_then(|f| f.as_array());
+    let configs = v.get("config_findings").and_then(|f| f.as_array());
+    if findings.is_none() && configs.is_none() {
+        anyhow::bail!(
+            "{}: no `findings` or `config_findings` array (expected timeaudit audit --format json)",
+            path.display()
+        );
+    }
+    for f in findings.into_iter().flatten() {
+        let evidence: Vec<String> = f
+            .get("evidence")
+            .and_then(|e| e.as_object())
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text_of(v))).collect())
+            .unwrap_or_default();
+        out.push(AuditFinding {
+            severity: text_of(&f["severity"]),
+            code: text_of(&f["code"]),
+            subject: text_of(&f["server"]),
+            message: if evidence.is_empty() {
+                text_of(&f["message"])
+            } else {
+                format!("{} [{}]", text_of(&f["message"]), evidence.join(" "))
+            },
+        });
+    }
+    for f in configs.into_iter().flatten() {
+        let line = f.get("line").and_then(|l| l.as_u64()).map_or(String::new(), |l| format!(":{l}"));
+        let fix = text_of(&f["fix"]);
+        out.push(AuditFinding {
+            severity: text_of(&f["severity"]),
+            code: text_of(&f["code"]),
+            subject: format!("{}{line}", text_of(&f["file"])),
+            message: if fix.is_empty() {
+                text_of(&f["message"])
+            } else {
+                format!("{} — fix: {fix}", text_of(&f["message"]))
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Reads classifications: a JSON array (or JSON lines) of [`Classification`] objects.
 pub fn read_classifications(path: &Path) -> anyhow::Result<Vec<Classification>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -136,6 +190,19 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
                             if l.agrees { "yes" } else { "NO" }.into(),
                         ]
                     })
+                    .collect(),
+            ),
+        ));
+    }
+    if !data.audit.is_empty() {
+        out.push((
+            "Fleet audit".into(),
+            "Findings".into(),
+            t(
+                &["severity", "check", "server or file", "finding"],
+                data.audit
+                    .iter()
+                    .map(|f| vec![f.severity.clone(), f.code.clone(), f.subject.clone(), f.message.clone()])
                     .collect(),
             ),
         ));

@@ -320,3 +320,45 @@ fn report_capture_part_matches_tshark_and_draws_its_plots() {
         }
     }
 }
+
+#[test]
+fn report_includes_fleet_audit_findings() {
+    let dir = TestDir::new("report-audit");
+    let out = dir.path();
+    // The shape of `timeaudit audit --format json`: fleet findings with evidence, config findings.
+    let audit = serde_json::json!({
+        "servers": [],
+        "findings": [
+            {"severity": "warning", "code": "single_upstream", "server": "10.0.0.2", "message": "only one upstream",
+             "evidence": {"upstream": "10.0.0.1"}},
+            {"severity": "error", "code": "loop", "server": "10.0.0.3", "message": "sync loop", "evidence": {}}
+        ],
+        "config_findings": [
+            {"severity": "warning", "code": "few_sources", "file": "chrony.conf", "line": 3,
+             "message": "one server", "fix": "add servers"}
+        ]
+    });
+    std::fs::write(out.join("audit.json"), audit.to_string()).unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+        .args(["report", "--audit"])
+        .arg(out.join("audit.json"))
+        .arg("--out")
+        .arg(out.join("r"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("r/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["audit"],
+        serde_json::json!([
+            {"severity": "warning", "code": "single_upstream", "subject": "10.0.0.2", "message": "only one upstream [upstream=10.0.0.1]"},
+            {"severity": "error", "code": "loop", "subject": "10.0.0.3", "message": "sync loop"},
+            {"severity": "warning", "code": "few_sources", "subject": "chrony.conf:3", "message": "one server — fix: add servers"}
+        ])
+    );
+    let md = std::fs::read_to_string(out.join("r/report.md")).unwrap();
+    assert!(md.contains("## Fleet audit") && md.contains("| error | loop | 10.0.0.3 | sync loop |"), "{md}");
+    let html = std::fs::read_to_string(out.join("r/index.html")).unwrap();
+    assert!(html.contains("<h2>Fleet audit</h2>"));
+}
