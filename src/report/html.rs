@@ -102,7 +102,7 @@ fn table_html(t: &Table) -> String {
     if t.rows.is_empty() {
         return "<p class=\"empty\">none</p>\n".into();
     }
-    let mut s = String::from("<table>\n<thead><tr>");
+    let mut s = String::from("<div class=\"t\"><table>\n<thead><tr>");
     for h in &t.header {
         s += &format!("<th>{}</th>", esc(h));
     }
@@ -114,12 +114,12 @@ fn table_html(t: &Table) -> String {
         }
         s += "</tr>\n";
     }
-    s + "</tbody>\n</table>\n"
+    s + "</tbody>\n</table></div>\n"
 }
 
 const CSS: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#111}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}\
-th{background:#eee}td{font-variant-numeric:tabular-nums}figure{margin:1em 0}figcaption{font-size:.9em;color:#333}\
+th{background:#eee}td{font-variant-numeric:tabular-nums;white-space:nowrap}.t{overflow-x:auto}figure{margin:1em 0}figcaption{font-size:.9em;color:#333}\
 .notes{background:#fff7e0;border:1px solid #e0c060;padding:.5em 1em}svg{max-width:100%;height:auto}";
 
 /// Renders the whole report.

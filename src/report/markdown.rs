@@ -29,34 +29,38 @@ pub fn render(data: &ReportData) -> String {
     for n in &data.notes {
         m += &format!("> {n}\n\n");
     }
-    let mut last = String::new();
-    for (sec, title, t) in tables(data) {
-        if sec != last {
-            m += &format!("## {sec}\n\n");
-            last = sec.clone();
+    let tabs = tables(data);
+    let mut sections: Vec<String> = Vec::new();
+    for (sec, _, _) in &tabs {
+        if !sections.contains(sec) {
+            sections.push(sec.clone());
         }
-        m += &format!("### {title}\n\n{}", table_md(&t));
     }
-    if let Some(s) = &data.survey {
-        for (class, list) in &s.plots {
-            m += &format!("## Class: {class}\n\n");
-            for p in list {
-                let fit = p.fit.map_or(String::new(), |f| {
-                    format!(
-                        "; fitted offset {} at the first probe, rate {:+.1} ppm{}",
-                        super::fmt_seconds(f.offset_s),
-                        f.rate_ppm,
-                        f.period_s.map_or(String::new(), |p| format!(", reset every {p:.1} s"))
-                    )
-                });
-                m += &format!(
-                    "- {} {} ({}): {} intervals plotted in index.html{fit}\n",
-                    p.target,
-                    p.address,
-                    p.method,
-                    p.points.len()
-                );
-            }
+    for sec in &sections {
+        m += &format!("## {sec}\n\n");
+        for (_, title, t) in tabs.iter().filter(|(s, _, _)| s == sec) {
+            m += &format!("### {title}\n\n{}", table_md(t));
+        }
+        let plots = sec.strip_prefix("Class: ").and_then(|c| data.survey.as_ref().and_then(|s| s.plots.get(c)));
+        for p in plots.into_iter().flatten() {
+            let fit = p.fit.map_or(String::new(), |f| {
+                format!(
+                    "; fitted model: offset {} at {}, rate {:+.1} ppm{}",
+                    super::fmt_seconds(f.offset_s),
+                    super::fmt_time(f.t0),
+                    f.rate_ppm,
+                    f.period_s.map_or(String::new(), |p| format!(", reset every {p:.1} s"))
+                )
+            });
+            m += &format!(
+                "- plot in index.html: {} {} ({}), {} intervals{fit}\n",
+                p.target,
+                p.address,
+                p.method,
+                p.points.len()
+            );
+        }
+        if plots.is_some() {
             m += "\n";
         }
     }

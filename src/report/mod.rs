@@ -158,6 +158,9 @@ pub fn fmt_time(unix: f64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
+/// Rows of the per-class series table.
+pub const CLASS_TABLE_ROWS: usize = 20;
+
 /// A table: header and rows of cells, shared by the HTML and Markdown renderers.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -344,6 +347,36 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
                     .collect(),
             ),
         ));
+        for class in s.plots.keys() {
+            let members: Vec<&timeaudit_analysis::report::SeriesSummary> =
+                s.series.iter().filter(|x| &x.class == class).collect();
+            out.push((
+                format!("Class: {class}"),
+                if members.len() > CLASS_TABLE_ROWS {
+                    format!("{} series classified {class} (the first {CLASS_TABLE_ROWS})", members.len())
+                } else {
+                    format!("Series classified {class}")
+                },
+                t(
+                    &["target", "address", "method", "probes", "answered", "median offset", "rate (ppm)"],
+                    members
+                        .iter()
+                        .take(CLASS_TABLE_ROWS)
+                        .map(|m| {
+                            vec![
+                                m.target.clone(),
+                                m.address.clone(),
+                                m.method.clone(),
+                                m.n.to_string(),
+                                m.answered.to_string(),
+                                fmt_opt_seconds(m.median_offset_s),
+                                m.rate_ppm.map_or("–".into(), |r| format!("{r:+.1}")),
+                            ]
+                        })
+                        .collect(),
+                ),
+            ));
+        }
     }
     if let Some(c) = &data.capture {
         let sec = "Capture".to_string();
