@@ -422,7 +422,8 @@ pub fn survey_report(obs: &[Observation], classes: &[Classification], params: &R
     let mut plots_all: Vec<(usize, SeriesPlot)> = Vec::new();
     for (key, list) in &mut groups {
         list.sort_by(|a, b| a.t_send.total_cmp(&b.t_send));
-        let answered: Vec<&&Observation> = list.iter().filter(|o| o.offset.is_some()).collect();
+        // An offset that is not a finite number (NaN or infinite in a hand-made CSV) is no answer.
+        let answered: Vec<&&Observation> = list.iter().filter(|o| o.offset.is_some_and(f64::is_finite)).collect();
         let c = class_of.get(key);
         let class = match c {
             Some(c) => c.class.clone(),
@@ -447,11 +448,8 @@ pub fn survey_report(obs: &[Observation], classes: &[Classification], params: &R
             .iter()
             .map(|o| {
                 let mid = o.offset.unwrap_or(0.0);
-                IntervalPoint {
-                    t: (o.t_send + o.t_recv) / 2.0,
-                    lo: o.offset_lo.unwrap_or(mid),
-                    hi: o.offset_hi.unwrap_or(mid),
-                }
+                let bound = |b: Option<f64>| b.filter(|x| x.is_finite()).unwrap_or(mid);
+                IntervalPoint { t: (o.t_send + o.t_recv) / 2.0, lo: bound(o.offset_lo), hi: bound(o.offset_hi) }
             })
             .collect();
         if !points.is_empty() {
@@ -687,6 +685,17 @@ mod tests {
         assert_eq!((r.changes[0].from.as_str(), r.changes[0].to.as_str(), r.changes[0].at), ("ok", "drifting", 5.0));
         let fit = r.plots["drifting"][0].fit.unwrap();
         assert!((fit.at(fit.t0 - 10.0) - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn non_finite_offsets_are_not_answers() {
+        let mut bad = obs("a", "10.0.0.1", 0.0, Some(f64::NAN));
+        bad.offset_lo = Some(f64::NEG_INFINITY);
+        let o = vec![bad, obs("b", "10.0.0.2", 0.0, Some(3.0))];
+        let r = survey_report(&o, &[], &ReportParams::default());
+        assert_eq!(r.bands[0].counts, vec![0, 1, 0, 0, 0, 0]);
+        assert_eq!(r.addresses_answered, 1);
+        assert_eq!(r.by_class.get("unreachable"), Some(&1));
     }
 
     #[test]
