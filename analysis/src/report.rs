@@ -159,6 +159,9 @@ pub struct SeriesSummary {
     pub median_offset_s: Option<f64>,
     /// Classifier's rate, ppm.
     pub rate_ppm: Option<f64>,
+    /// The offset is within a minute of a whole number of hours ("timezone?").
+    #[serde(default)]
+    pub timezone_suspect: bool,
 }
 
 /// One row of the offset-band table.
@@ -443,6 +446,7 @@ pub fn survey_report(obs: &[Observation], classes: &[Classification], params: &R
             latest_offset_s: offsets.last().copied(),
             median_offset_s: median(&offsets),
             rate_ppm: c.and_then(|c| c.rate_ppm),
+            timezone_suspect: c.is_some_and(|c| c.timezone_suspect),
         };
         let points: Vec<IntervalPoint> = answered
             .iter()

@@ -269,7 +269,17 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
             sec.clone(),
             "Worst clocks".into(),
             t(
-                &["target", "address", "method", "class", "latest offset", "median offset", "rate (ppm)", "last probe"],
+                &[
+                    "target",
+                    "address",
+                    "method",
+                    "class",
+                    "latest offset",
+                    "median offset",
+                    "rate (ppm)",
+                    "last probe",
+                    "note",
+                ],
                 s.worst
                     .iter()
                     .map(|w| {
@@ -282,6 +292,7 @@ pub fn tables(data: &ReportData) -> Vec<(String, String, Table)> {
                             fmt_opt_seconds(w.median_offset_s),
                             w.rate_ppm.map_or("–".into(), |r| format!("{r:+.1}")),
                             fmt_time(w.last),
+                            if w.timezone_suspect { "timezone?" } else { "" }.into(),
                         ]
                     })
                     .collect(),
