@@ -2,5 +2,12 @@
 
 pub mod audit;
 pub mod classify;
+pub mod demo;
+pub mod export;
+pub mod lab;
+pub mod pcap;
+pub mod pcap_synth;
 pub mod probe;
+pub mod report;
 pub mod simulate;
+pub mod survey;
