@@ -5,15 +5,11 @@
 
 use anyhow::anyhow;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
 use timeaudit_analysis::fleet::{FleetReport, Upstream};
 use timeaudit_analysis::severity::Severity;
 
-/// The embedded font's family name for plotters.
-pub const FONT_FAMILY: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+use crate::report::plots::{FONT as FONT_FAMILY, register_font};
 
 const BOX_W: i32 = 200;
 const BOX_H: i32 = 54;
@@ -22,13 +18,6 @@ const ROW_H: i32 = 120;
 const MARGIN: i32 = 30;
 /// Row of servers that did not answer or are unsynchronised.
 const LEVEL_NONE: u8 = 16;
-
-/// Registers the embedded font with plotters (once per process).
-pub fn register_font() -> anyhow::Result<()> {
-    static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES).is_ok());
-    if ok { Ok(()) } else { Err(anyhow!("the embedded font could not be loaded")) }
-}
 
 /// Rows by level, box positions, worst severity per server, canvas size.
 type Layout<'a> = (BTreeMap<u8, Vec<&'a str>>, HashMap<&'a str, (i32, i32)>, HashMap<&'a str, Severity>, i32, i32);
@@ -77,7 +66,7 @@ fn layout(report: &FleetReport) -> Layout<'_> {
 
 /// Renders the hierarchy of `report` as an SVG document.
 pub fn render(report: &FleetReport) -> anyhow::Result<String> {
-    register_font()?;
+    register_font();
     let (rows, pos, worst, width, height) = layout(report);
     let mut svg = String::new();
     {
@@ -154,7 +143,7 @@ fn draw<DB: DrawingBackend>(
 /// Renders the hierarchy as a PNG file (used to look at the layout in tests).
 #[cfg(test)]
 pub fn render_png(report: &FleetReport, path: &std::path::Path) -> anyhow::Result<()> {
-    register_font()?;
+    register_font();
     let (rows, pos, worst, width, height) = layout(report);
     let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
     draw(&root, report, &rows, &pos, &worst)
