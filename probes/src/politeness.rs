@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use timeaudit_analysis::ntp::KissCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -53,6 +54,8 @@ pub struct Politeness {
     deadline_at: Option<Instant>,
     slots: Arc<Semaphore>,
     pace: Arc<Mutex<Pace>>,
+    /// Addresses that answered with a Kiss-o'-Death demanding that queries stop (DENY, RSTR).
+    denied: Arc<Mutex<HashMap<IpAddr, KissCode>>>,
 }
 
 #[derive(Debug)]
@@ -79,8 +82,23 @@ impl Politeness {
             started,
             slots: Arc::new(Semaphore::new(concurrency)),
             pace: Arc::new(Mutex::new(Pace { next_global: started, next_per_addr: HashMap::new() })),
+            denied: Arc::new(Mutex::new(HashMap::new())),
             limits,
         }
+    }
+
+    /// Records that `addr` sent a Kiss-o'-Death demanding that queries stop (DENY, RSTR): for the
+    /// rest of the run nothing more is sent to it, whichever target or port led there. Other kiss
+    /// codes (RATE) only end the probe that received them and are ignored here.
+    pub fn kiss(&self, addr: IpAddr, code: KissCode) {
+        if code.demands_stop() {
+            self.denied.lock().unwrap_or_else(|e| e.into_inner()).entry(addr).or_insert(code);
+        }
+    }
+
+    /// The kiss code with which `addr` demanded that queries stop, if it did.
+    pub fn denied(&self, addr: IpAddr) -> Option<KissCode> {
+        self.denied.lock().unwrap_or_else(|e| e.into_inner()).get(&addr).copied()
     }
 
     /// The limits in force.
@@ -138,6 +156,20 @@ impl Politeness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kod_deny_or_rstr_stops_every_query_to_the_address_rate_does_not() {
+        let p = Politeness::new(limits(10.0, 0, 1));
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        p.kiss(a, KissCode::RATE);
+        assert_eq!(p.denied(a), None, "RATE ends one probe only");
+        p.kiss(a, KissCode::DENY);
+        p.kiss(a, KissCode::RSTR);
+        assert_eq!(p.denied(a), Some(KissCode::DENY), "the first stop code is kept");
+        let clone = p.clone();
+        clone.kiss(b, KissCode::RSTR);
+        assert_eq!(p.denied(b), Some(KissCode::RSTR), "shared by every clone of the run");
+    }
 
     fn limits(rate: f64, gap_ms: u64, concurrency: usize) -> Limits {
         Limits {

@@ -558,6 +558,16 @@ impl Driver {
                         if q > 0 && politeness.pace(job.addr).await.is_err() {
                             break;
                         }
+                        if job.method == Method::Ntp
+                            && let Some(code) = politeness.denied(job.addr)
+                        {
+                            // The address said DENY/RSTR (to this or another target): ask no more.
+                            if sent == 0 {
+                                let now = SystemClock.now_unix();
+                                last = Some(failed(t, Some(job.addr), job.method, ErrorKind::Kod(code), now));
+                            }
+                            break;
+                        }
                         let started = SystemClock.now_unix();
                         let obs =
                             match tokio::time::timeout(budget, probe_address(t, job.addr, job.method, &opts)).await {
@@ -565,6 +575,9 @@ impl Driver {
                                 Err(_) => failed(t, Some(job.addr), job.method, ErrorKind::Timeout, started),
                             };
                         sent += 1;
+                        if let Some(Ok(ErrorKind::Kod(code))) = obs.error.as_deref().map(str::parse::<ErrorKind>) {
+                            politeness.kiss(job.addr, code);
+                        }
                         let kod = obs.error.as_deref().is_some_and(|e| e.starts_with("kod:"));
                         if obs.answered() && best.as_ref().is_none_or(|b| obs.delay < b.delay) {
                             best = Some(obs.clone());
