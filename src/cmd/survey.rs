@@ -569,7 +569,12 @@ impl Driver {
                         if obs.answered() && best.as_ref().is_none_or(|b| obs.delay < b.delay) {
                             best = Some(obs.clone());
                         }
+                        let unanswered = !obs.answered();
                         last = Some(obs);
+                        if unanswered && !kod {
+                            // Refused, timed out or garbled: one failed query is the answer.
+                            break;
+                        }
                         if kod {
                             // Honour a Kiss-o'-Death at once: report it, ask no more.
                             best = None;
