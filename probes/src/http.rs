@@ -251,8 +251,13 @@ fn classify(err: &reqwest::Error) -> ErrorKind {
                 }
                 _ => {}
             }
-            if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                return ErrorKind::Tls;
+            // io::Error::source() skips the error it wraps: look inside explicitly.
+            let mut inner = io.get_ref();
+            while let Some(i) = inner {
+                if i.is::<rustls::Error>() {
+                    return ErrorKind::Tls;
+                }
+                inner = i.downcast_ref::<std::io::Error>().and_then(|x| x.get_ref());
             }
         }
         if e.is::<rustls::Error>() {

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod probe_http;
 mod probe_ntp;
 mod survey;

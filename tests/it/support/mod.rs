@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod badhttp;
 pub mod chrony;
 pub mod counting_ntp;
 pub mod dns;
 pub mod net;
+pub mod nginx;
 pub mod postgres;
 
 use std::os::unix::fs::DirBuilderExt;
