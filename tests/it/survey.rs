@@ -164,7 +164,8 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     let web_behind = Nginx::http("-45s");
     let web_ontime = Nginx::http("+0");
     let (wb, wo) = (web_behind.http_url(), web_ontime.http_url());
-    let targets = format!("{}{pair} cohort=pair\n{wb} web\n{wo} web\n", fleet.targets());
+    let missing = format!("ntp://missing.survey.test:{cport}");
+    let targets = format!("{}{pair} cohort=pair\n{wb} web\n{wo} web\n{missing}\n", fleet.targets());
     let [good, far, slow, kod, dead] = fleet.names();
     let db = dir.join("survey.sqlite");
     let resolver = dns.addr.to_string();
@@ -179,14 +180,16 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     assert_eq!(text(&out.stderr), "", "silent under cron except the summary line");
     let stdout = text(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with("survey: probed 9, answered 7, failed 2, "), "{stdout}");
+    assert!(stdout.starts_with("survey: probed 10, answered 7, failed 3, "), "{stdout}");
     let worst: f64 = stdout.split("worst offset ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((worst + 3600.0).abs() < 0.01, "{stdout}");
     assert!(stdout.contains(&format!("({pair} {})", caddrs[0])), "{stdout}");
 
     let obs = rows(&db);
-    assert_eq!(obs.len(), 9);
+    assert_eq!(obs.len(), 10);
     let m = by_target(&obs);
+    let d = &m[&missing][0];
+    assert_eq!((d.address.as_str(), d.error.as_deref(), d.offset), ("", Some("dns"), None), "{d:?}");
     for (url, offset) in [(&wb, -45.0), (&wo, 0.0)] {
         let h = &m[url][0];
         assert_eq!((h.method, h.http_status, h.error.as_deref()), (Some(Method::Http), Some(200), None), "{h:?}");
@@ -245,6 +248,8 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     assert_eq!((sched[&format!("{wb} ")].interval, sched[&format!("{wb} ")].reason.as_str()), (600.0, "far_off"));
     assert_eq!((sched[&format!("{wo} ")].interval, sched[&format!("{wo} ")].reason.as_str()), (1800.0, "steady"));
     assert_eq!(sched[&format!("{dead} ")].failures, 1);
+    let ms = &sched[&format!("{missing} ")];
+    assert_eq!((ms.interval, ms.reason.as_str(), ms.failures), (1800.0, "unreachable", 1));
 
     // Tags and addresses.
     let c = Connection::open(&db).unwrap();
@@ -265,7 +270,8 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
             (dead.clone(), String::new()),
             (pair.clone(), "cohort=pair".to_string()),
             (wb.clone(), "web".to_string()),
-            (wo.clone(), "web".to_string())
+            (wo.clone(), "web".to_string()),
+            (missing.clone(), String::new())
         ]
     );
     let n_addr: i64 = c.query_row("SELECT count(*) FROM addresses", [], |r| r.get(0)).unwrap();
@@ -286,11 +292,11 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
     // Third run with --all: every key again; intervals move as the policy says.
     let out = run(cmd(&["--all"]));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("survey: probed 9, answered 7, failed 2, "), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("survey: probed 10, answered 7, failed 3, "), "{}", text(&out.stdout));
     let obs2 = rows(&db);
-    assert_eq!(obs2.len(), 18);
-    assert_eq!(obs2[..9], obs[..], "append-only: the first rows are unchanged");
-    let m2 = by_target(&obs2[9..]);
+    assert_eq!(obs2.len(), 20);
+    assert_eq!(obs2[..10], obs[..], "append-only: the first rows are unchanged");
+    let m2 = by_target(&obs2[10..]);
     let sched2 = schedule(&db);
     let want2 = [
         (&good, 3600.0, "steady"),
@@ -305,6 +311,7 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
         assert_close(s.next_due, m2[t][0].t_send + iv, t);
     }
     assert_eq!(sched2[&format!("{dead} ")].failures, 2);
+    assert_eq!(sched2[&format!("{missing} ")].interval, 3600.0);
     assert_eq!((sched2[&kb].interval, sched2[&kb].reason.as_str()), (600.0, "far_off"));
     assert_eq!((sched2[&ko].interval, sched2[&ko].reason.as_str()), (3600.0, "steady"));
     assert_eq!(sched2[&format!("{wb} ")].interval, 600.0);
@@ -316,7 +323,7 @@ fn two_runs_back_to_back_store_exact_rows_and_move_due_times() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(runs, vec![("completed".into(), 9), ("completed".into(), 0), ("completed".into(), 9)]);
+    assert_eq!(runs, vec![("completed".into(), 10), ("completed".into(), 0), ("completed".into(), 10)]);
 }
 
 #[test]
