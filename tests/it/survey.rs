@@ -669,3 +669,26 @@ fn postgres_store_takes_two_probers_at_once() {
     let out = Command::new("psql").args([&pg.url, "-X", "-c", "DELETE FROM observations"]).output().unwrap();
     assert!(!out.status.success() && text(&out.stderr).contains("append-only"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn sigint_stops_with_status_130_and_the_run_marked_interrupted() {
+    let dir = temp_dir("sigint");
+    let addrs: Vec<SocketAddr> = (0..6).map(|_| sock("127.0.4.91:0")).collect();
+    let slow = NtpResponder::start(&addrs, Behaviour::Clock { offset: 0.0, delay: Duration::from_millis(250) });
+    let targets: String = slow.addrs.iter().map(|a| format!("ntp://{a}\n")).collect();
+    let child = survey_cmd(&dir, &targets, &["--concurrency", "1"]).stdout(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while slow.arrivals().len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the run never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(text(&out.stdout).contains("stopped by signal 2"), "{}", text(&out.stdout));
+    let c = Connection::open(dir.join("survey.sqlite")).unwrap();
+    let (status, probed): (String, i64) =
+        c.query_row("SELECT status, probed FROM runs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let stored: i64 = c.query_row("SELECT count(*) FROM observations", [], |r| r.get(0)).unwrap();
+    assert_eq!((status.as_str(), stored), ("interrupted", probed));
+}
