@@ -5,14 +5,11 @@ use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
-use timeaudit_analysis::observation::{ErrorKind, Method, Observation};
+use timeaudit_analysis::observation::{Method, Observation};
 use timeaudit_analysis::target::Target;
-use timeaudit_probes::clock::{Clock, SystemClock};
-use timeaudit_probes::probe::{ProbeOptions, failed, probe_address};
-use timeaudit_probes::resolve::Resolver;
-use tokio::sync::Semaphore;
+use timeaudit_probes::probe::ProbeOptions;
+use timeaudit_probes::resolve::{ResolveError, Resolver};
 
 /// Default number of probes in flight.
 pub const DEFAULT_CONCURRENCY: u32 = 64;
@@ -124,48 +121,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 
 async fn probe_all(plan: &Plan) -> anyhow::Result<Vec<Observation>> {
     let resolver = Resolver::new(plan.resolver)?;
-    let permits = Arc::new(Semaphore::new(plan.concurrency));
-    let opts = Arc::new(plan.opts.clone());
-    // Resolve every target (bounded by the same permits), then probe every address.
-    let mut resolutions = tokio::task::JoinSet::new();
-    for (ti, target) in plan.targets.iter().enumerate() {
-        let (resolver, permits, host) = (resolver.clone(), permits.clone(), target.host.clone());
-        resolutions.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (ti, resolver.resolve(&host).await)
-        });
-    }
-    let mut probes = tokio::task::JoinSet::new();
-    let mut rows: Vec<((usize, usize, usize), Observation)> = Vec::new();
-    while let Some(joined) = resolutions.join_next().await {
-        let (ti, resolved) = joined.context("resolver task failed")?;
-        let target = &plan.targets[ti];
-        match resolved {
-            Err(e) => {
-                eprintln!("timeaudit: {e}");
-                let now = SystemClock.now_unix();
-                for (mi, &m) in target.methods.iter().enumerate() {
-                    rows.push(((ti, mi, 0), failed(target, None, m, ErrorKind::Dns, now)));
-                }
-            }
-            Ok(addrs) => {
-                for (mi, &method) in target.methods.iter().enumerate() {
-                    for (ai, &addr) in addrs.iter().enumerate() {
-                        let (permits, opts, target) = (permits.clone(), opts.clone(), target.clone());
-                        probes.spawn(async move {
-                            let _permit = permits.acquire_owned().await;
-                            ((ti, mi, ai), probe_address(&target, addr, method, &opts).await)
-                        });
-                    }
-                }
-            }
-        }
-    }
-    while let Some(joined) = probes.join_next().await {
-        rows.push(joined.context("probe task failed")?);
-    }
-    rows.sort_by_key(|(key, _)| *key);
-    Ok(rows.into_iter().map(|(_, o)| o).collect())
+    let report = |_: &Target, e: &ResolveError| eprintln!("timeaudit: {e}");
+    Ok(timeaudit_probes::probe::probe_all(&plan.targets, &resolver, &plan.opts, plan.concurrency, report).await)
 }
 
 fn fmt_opt<T: std::fmt::Display>(v: Option<T>) -> String {

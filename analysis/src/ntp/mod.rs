@@ -11,3 +11,6 @@ pub use packet::{
     RefId, TimePacket,
 };
 pub use timestamp::{NtpDuration, NtpShort, NtpTimestamp};
+
+#[cfg(test)]
+mod captured_tests;

@@ -3,8 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a server misbehaves.
@@ -18,6 +18,12 @@ pub enum Misbehaviour {
     HugeHeaders,
     /// A valid reply written one byte every `TRICKLE_PAUSE`.
     Trickle,
+    /// `405` to HEAD, `200` with a `Date` to GET.
+    HeadNotAllowed,
+    /// `301` to `https://elsewhere.test/` with a `Date`.
+    Redirect,
+    /// `200` with a `Date` and `Age: 120` (as from a cache).
+    Cached,
 }
 
 /// Pause between bytes of [`Misbehaviour::Trickle`].
@@ -31,11 +37,26 @@ pub struct BadServer {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Request lines' methods, in arrival order.
+    pub requests: Arc<Mutex<Vec<String>>>,
 }
 
-fn reply(kind: Misbehaviour) -> Vec<u8> {
+fn reply(kind: Misbehaviour, method: &str) -> Vec<u8> {
     let date = httpdate_now();
+    let ok = |extra: &str| {
+        format!("HTTP/1.1 200 OK\r\nServer: {kind:?}\r\nDate: {date}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    };
     match kind {
+        Misbehaviour::HeadNotAllowed if method == "HEAD" => {
+            b"HTTP/1.1 405 Not Allowed\r\nServer: HeadNotAllowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+        }
+        Misbehaviour::HeadNotAllowed => ok(""),
+        Misbehaviour::Cached => ok("Age: 120\r\n"),
+        Misbehaviour::Redirect => format!(
+            "HTTP/1.1 301 Moved Permanently\r\nServer: Redirect\r\nDate: {date}\r\nLocation: https://elsewhere.test/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes(),
         Misbehaviour::NoDate => b"HTTP/1.1 200 OK\r\nServer: nodate\r\nContent-Length: 0\r\n\r\n".to_vec(),
         Misbehaviour::GarbageDate => {
             b"HTTP/1.1 200 OK\r\nServer: garbage\r\nDate: the day after yesterday\r\nContent-Length: 0\r\n\r\n".to_vec()
@@ -95,7 +116,7 @@ fn timeaudit_date(unix: i64) -> String {
     )
 }
 
-fn serve(mut s: TcpStream, kind: Misbehaviour, stop: &AtomicBool) {
+fn serve(mut s: TcpStream, kind: Misbehaviour, stop: &AtomicBool, requests: &Mutex<Vec<String>>) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -106,7 +127,12 @@ fn serve(mut s: TcpStream, kind: Misbehaviour, stop: &AtomicBool) {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let r = reply(kind);
+    let head = String::from_utf8_lossy(&buf);
+    let method = head.split(' ').next().unwrap_or("").to_string();
+    if let Ok(mut log) = requests.lock() {
+        log.push(method.clone());
+    }
+    let r = reply(kind, &method);
     if let Misbehaviour::Trickle = kind {
         for b in r {
             if stop.load(Ordering::Relaxed) || s.write_all(&[b]).is_err() {
@@ -127,24 +153,31 @@ impl BadServer {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests2 = requests.clone();
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
                         let _ = s.set_nonblocking(false);
-                        let stop3 = stop2.clone();
-                        std::thread::spawn(move || serve(s, kind, &stop3));
+                        let (stop3, requests3) = (stop2.clone(), requests2.clone());
+                        std::thread::spawn(move || serve(s, kind, &stop3, &requests3));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        BadServer { addr, stop }
+        BadServer { addr, stop, requests }
     }
 
     /// `http://IP:PORT/`.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// The methods of the requests received so far.
+    pub fn methods(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 

@@ -10,6 +10,7 @@ pub mod counting_ntp;
 pub mod dns;
 pub mod net;
 pub mod nginx;
+pub mod ntp_responder;
 pub mod postgres;
 
 use std::os::unix::fs::DirBuilderExt;
