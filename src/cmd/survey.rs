@@ -55,6 +55,10 @@ pub const PROBE_SLACK: Duration = Duration::from_secs(1);
 
 /// Arguments of `timeaudit survey`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Exit status: 0 completed (unanswered hosts are data); 2 usage or fatal error; \
+3 deadline reached with probes left; 4 another survey holds the lock (nothing probed); \
+5 the store failed mid-run (earlier commits kept); 130/143 stopped by SIGINT/SIGTERM after \
+committing every completed probe.")]
 pub struct SurveyArgs {
     /// Targets file: one target per line (name, address, ntp:// http:// https:// URL), `#`
     /// comments, optional tags after the target.
