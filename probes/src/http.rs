@@ -476,21 +476,42 @@ async fn refine(prober: &mut Prober, readings: &mut Vec<DateReading>, obs: &mut 
         if plan.interval.width() <= REFINE_STOP_DELAYS * min_delay + REFINE_FLOOR {
             break;
         }
-        let send_at = prober.clock.instant_at(plan.send_at);
-        // Sleep to just before the send time, then yield until it (timer granularity is ~1 ms).
-        tokio::time::sleep_until((send_at - SCHEDULING_LEAD).max(Instant::now()).into()).await;
-        while Instant::now() < send_at {
-            tokio::task::yield_now().await;
+        if !timed_reading(prober, readings, obs, plan.send_at).await {
+            return;
         }
-        let Ok(x) = prober.exchange().await else { break };
-        let Some(date) = header_str(&x.headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()) else {
-            break;
-        };
-        readings.push(DateReading { t_send: x.t_send, t_recv: x.t_recv, date });
-        obs.t_send = x.t_send;
-        obs.t_recv = x.t_recv;
-        obs.delay = Some(x.t_recv - x.t_send);
-        obs.date = header_str(&x.headers, "date");
-        obs.samples = Some(readings.len() as u32);
     }
+    // The closing check: catches clocks that do not run at our rate (a stuck clock looks
+    // consistent over the less than a second that bisection readings span).
+    if readings.len() >= 2
+        && let Some(check) = httpdate::plan_check(readings, prober.clock.now(), lead)
+    {
+        timed_reading(prober, readings, obs, check.send_at).await;
+    }
+}
+
+/// Sends one request at local time `send_at` and appends its reading; false when the exchange
+/// failed or carried no usable `Date`.
+async fn timed_reading(
+    prober: &mut Prober,
+    readings: &mut Vec<DateReading>,
+    obs: &mut Observation,
+    send_at: f64,
+) -> bool {
+    let send_at = prober.clock.instant_at(send_at);
+    // Sleep to just before the send time, then yield until it (timer granularity is ~1 ms).
+    tokio::time::sleep_until((send_at - SCHEDULING_LEAD).max(Instant::now()).into()).await;
+    while Instant::now() < send_at {
+        tokio::task::yield_now().await;
+    }
+    let Ok(x) = prober.exchange().await else { return false };
+    let Some(date) = header_str(&x.headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()) else {
+        return false;
+    };
+    readings.push(DateReading { t_send: x.t_send, t_recv: x.t_recv, date });
+    obs.t_send = x.t_send;
+    obs.t_recv = x.t_recv;
+    obs.delay = Some(x.t_recv - x.t_send);
+    obs.date = header_str(&x.headers, "date");
+    obs.samples = Some(readings.len() as u32);
+    true
 }
