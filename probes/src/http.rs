@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clock::{Clock, SystemClock};
 use reqwest::header::{HeaderMap, HeaderValue};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -68,18 +69,18 @@ impl Default for HttpOptions {
     }
 }
 
-/// Wall clock read through the monotonic clock from one anchor, so that a local clock step
-/// during a probe does not distort its intervals.
+/// The system clock ([`SystemClock`]) read once, then advanced by the monotonic clock, so that
+/// a local clock step during a probe does not distort its intervals, and send times can be
+/// scheduled as `Instant`s.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+struct AnchoredClock {
     unix: f64,
     mono: Instant,
 }
 
-impl Clock {
+impl AnchoredClock {
     fn new() -> Self {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Clock { unix, mono: Instant::now() }
+        AnchoredClock { unix: SystemClock.now_unix(), mono: Instant::now() }
     }
     fn now(&self) -> f64 {
         self.unix + self.mono.elapsed().as_secs_f64()
@@ -289,7 +290,7 @@ struct Prober {
     client: reqwest::Client,
     verifier: Arc<AuditingVerifier>,
     base_url: String,
-    clock: Clock,
+    clock: AnchoredClock,
     use_get: bool,
     counter: u64,
     nonce: u64,
@@ -339,7 +340,7 @@ impl Prober {
             client,
             verifier,
             base_url: format!("{scheme}://{host_in_url}:{}{path}", t.port),
-            clock: Clock::new(),
+            clock: AnchoredClock::new(),
             use_get: false,
             counter: 0,
             nonce,
