@@ -2,6 +2,8 @@
 //! errors to exit codes (0 ok, 1 some targets/inputs failed, 2 usage or fatal error).
 
 mod cmd;
+#[allow(dead_code)] // its callers (export, pcap --out-dir, report) arrive with their subcommands
+mod tables;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

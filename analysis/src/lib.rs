@@ -2,6 +2,9 @@
 //! (as the project grows) the classifier, capture aggregation, cost model and fleet checks.
 //! Nothing here performs I/O or reads the clock: time and bytes are passed in.
 
+pub mod certinfo;
+pub mod forecast;
+pub mod httpdate;
 pub mod ntp;
 pub mod observation;
 pub mod target;

@@ -2,13 +2,14 @@
 //! [`Observation`]; and the fan-out of a target over its methods and resolved addresses.
 
 use crate::clock::{Clock, SystemClock};
+use crate::http;
 use crate::ntp_client::{self, Exchange, NtpOptions};
 use crate::resolve::{ResolveError, Resolver};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use timeaudit_analysis::observation::{ErrorKind, Method, Observation};
-use timeaudit_analysis::target::Target;
+use timeaudit_analysis::target::{Host, Target};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -21,12 +22,15 @@ pub struct ProbeOptions {
     pub samples: u32,
     /// Pause between NTP exchanges of one probe.
     pub interval: Duration,
+    /// HTTP(S): `Some(n)` refines the one-second `Date` reading with up to `n` extra requests
+    /// timed around the server's second rollover (`--precise`).
+    pub precise: Option<u32>,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
         let ntp = NtpOptions::default();
-        Self { timeout: ntp.timeout, samples: ntp.samples, interval: ntp.interval }
+        Self { timeout: ntp.timeout, samples: ntp.samples, interval: ntp.interval, precise: None }
     }
 }
 
@@ -56,7 +60,7 @@ pub async fn probe_address(target: &Target, addr: IpAddr, method: Method, opts: 
     let clock = SystemClock;
     match method {
         Method::Ntp => probe_ntp(target, addr, opts, &clock).await,
-        Method::Http | Method::Https => failed(target, Some(addr), method, ErrorKind::Unsupported, clock.now_unix()),
+        Method::Http | Method::Https => probe_http(target, addr, method, opts).await,
     }
 }
 
@@ -72,6 +76,22 @@ async fn probe_ntp(target: &Target, addr: IpAddr, opts: &ProbeOptions, clock: &d
         None => obs.t_recv = clock.now_unix(),
     }
     obs
+}
+
+async fn probe_http(target: &Target, addr: IpAddr, method: Method, opts: &ProbeOptions) -> Observation {
+    let host = match &target.host {
+        Host::Name(name) => name.clone(),
+        Host::Ip(ip) => ip.to_string(),
+    };
+    let t = http::HttpTarget {
+        raw: target.raw.clone(),
+        host,
+        addr,
+        port: target.port_for(method),
+        https: method == Method::Https,
+        path: target.path.clone().unwrap_or_else(|| "/".to_string()),
+    };
+    http::probe(&t, &http::HttpOptions { timeout: opts.timeout, precise: opts.precise }).await
 }
 
 /// Copies a measured exchange into the observation's columns.

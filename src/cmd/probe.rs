@@ -51,6 +51,12 @@ pub struct ProbeArgs {
     /// Methods for bare hosts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = Method::ALL.to_vec())]
     pub methods: Vec<Method>,
+    /// HTTP(S): refine the one-second `Date` reading with up to N extra requests on one
+    /// keep-alive connection, timed around the server's second rollover (resolution about
+    /// 2^-N s plus one round trip; takes up to N seconds).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "8",
+          value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub precise: Option<u32>,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -87,6 +93,7 @@ fn plan(args: ProbeArgs) -> anyhow::Result<Plan> {
         timeout: seconds("timeout", args.timeout)?,
         samples: args.samples,
         interval: seconds("interval", args.interval)?,
+        precise: args.precise,
     };
     let resolver = args.resolver.as_deref().map(parse_resolver).transpose()?;
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json });
@@ -131,7 +138,7 @@ fn write_table(out: &mut impl Write, rows: &[Observation]) -> std::io::Result<()
             if o.address.is_empty() { "-".into() } else { o.address.clone() },
             fmt_opt(o.method),
             fmt_opt(o.offset.map(|v| format!("{v:+.6}"))),
-            fmt_opt(o.delay.map(|d| format!("{:.6}", d / 2.0))),
+            fmt_opt(o.offset_lo.zip(o.offset_hi).map(|(lo, hi)| format!("{:.6}", (hi - lo) / 2.0))),
             fmt_opt(o.delay.map(|v| format!("{v:.6}"))),
             fmt_opt(o.stratum),
             fmt_opt(o.refid.clone()),

@@ -3,4 +3,5 @@
 
 mod support;
 
+mod probe_http;
 mod probe_ntp;

@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod badhttp;
 pub mod chrony;
 pub mod dns;
 pub mod net;
+pub mod nginx;
 pub mod ntp_responder;
 
 use std::os::unix::fs::DirBuilderExt;
