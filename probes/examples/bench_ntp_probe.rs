@@ -32,7 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let concurrency: usize = concurrency.parse()?;
     let target = Target::parse(&format!("ntp://{addr}"), &[Method::Ntp])?;
     let targets = vec![target; count];
-    let opts = ProbeOptions { timeout: Duration::from_secs(2), samples: 1, interval: Duration::ZERO };
+    let opts = ProbeOptions {
+        timeout: Duration::from_secs(2),
+        samples: 1,
+        interval: Duration::ZERO,
+        ..ProbeOptions::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let resolver = Resolver::new(Some(addr))?;
     let mut runs = Vec::with_capacity(rounds);
