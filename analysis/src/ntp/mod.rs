@@ -1,6 +1,7 @@
 //! NTP protocol core without I/O: timestamps, the wire codec for every mode, and the on-wire
 //! offset and delay calculation of RFC 5905.
 
+pub mod control;
 pub mod measure;
 pub mod packet;
 pub mod timestamp;
