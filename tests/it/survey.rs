@@ -587,8 +587,15 @@ fn export_round_trips_csv_jsonl_and_parquet() {
     let back: Vec<Observation> = csv::Reader::from_path(&csv_path).unwrap().deserialize().map(Result::unwrap).collect();
     assert_eq!(back.len(), obs.len(), "the CSV deserialises as observations");
 
-    // --since/--until select on t_send.
-    let mut sends: Vec<f64> = obs.iter().map(|o| o.t_send).collect();
+    // --since/--until select on t_send. The bounds are the stored values themselves (read from
+    // SQLite: serde_json's default float parsing may be one ulp off).
+    let mut sends: Vec<f64> = c
+        .prepare("SELECT t_send FROM observations")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     sends.sort_by(f64::total_cmp);
     let since = format!("{}", sends[1]);
     let until = format!("{}", sends[4]);
