@@ -6,3 +6,4 @@ pub mod capture;
 pub mod forecast;
 pub mod ntp;
 pub mod observation;
+pub mod target;

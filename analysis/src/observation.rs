@@ -144,3 +144,133 @@ impl Observation {
         self.offset.is_some()
     }
 }
+
+/// Why a probe did not produce a trustworthy measurement: the `error` column of an
+/// [`Observation`], as a typed value with a stable short string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No reply within the timeout.
+    Timeout,
+    /// The name did not resolve (no such name, no address, or the DNS server failed).
+    Dns,
+    /// The address refused the connection or answered with ICMP port unreachable.
+    Refused,
+    /// A local socket error (bind, send, unreachable network).
+    Io,
+    /// A reply that is not a well-formed, sane answer (garbage, wrong mode, bad timestamps).
+    BadReply,
+    /// An NTP reply whose origin timestamp is not the transmit timestamp sent (spoofed or
+    /// stale).
+    BadOrigin,
+    /// An NTP Kiss-o'-Death with its code (`kod:RATE`, `kod:DENY`, `kod:RSTR`, ...).
+    Kod(crate::ntp::KissCode),
+    /// The server says its clock is not synchronised (leap 3 or stratum 16); measured values are
+    /// kept.
+    Unsynchronized,
+    /// The method is not supported for this target (yet).
+    Unsupported,
+    /// TLS handshake failed.
+    Tls,
+    /// HTTP reply without a `Date` header.
+    NoDate,
+    /// HTTP `Date` header that does not parse.
+    BadDate,
+    /// HTTP status that does not carry a usable `Date`.
+    HttpStatus,
+}
+
+impl ErrorKind {
+    /// The stable short name written in outputs.
+    pub fn as_string(self) -> String {
+        match self {
+            Self::Kod(code) => format!("kod:{}", code.as_text()),
+            other => other.simple_name().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn simple_name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Timeout => "timeout",
+            Self::Dns => "dns",
+            Self::Refused => "refused",
+            Self::Io => "io",
+            Self::BadReply => "bad_reply",
+            Self::BadOrigin => "bad_origin",
+            Self::Kod(_) => return None,
+            Self::Unsynchronized => "unsynchronized",
+            Self::Unsupported => "unsupported",
+            Self::Tls => "tls",
+            Self::NoDate => "no_date",
+            Self::BadDate => "bad_date",
+            Self::HttpStatus => "http_status",
+        })
+    }
+
+    /// Whether a probe with this kind may still carry a usable offset (a warning, not a
+    /// failure).
+    pub fn keeps_measurement(self) -> bool {
+        matches!(self, Self::Unsynchronized)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+
+impl FromStr for ErrorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(code) = s.strip_prefix("kod:") {
+            let bytes = code.as_bytes();
+            if bytes.is_empty() || bytes.len() > 4 {
+                return Err(format!("bad kiss code {code:?}"));
+            }
+            let mut c = [0u8; 4];
+            c[..bytes.len()].copy_from_slice(bytes);
+            return Ok(Self::Kod(crate::ntp::KissCode(c)));
+        }
+        const SIMPLE: [ErrorKind; 12] = [
+            ErrorKind::Timeout,
+            ErrorKind::Dns,
+            ErrorKind::Refused,
+            ErrorKind::Io,
+            ErrorKind::BadReply,
+            ErrorKind::BadOrigin,
+            ErrorKind::Unsynchronized,
+            ErrorKind::Unsupported,
+            ErrorKind::Tls,
+            ErrorKind::NoDate,
+            ErrorKind::BadDate,
+            ErrorKind::HttpStatus,
+        ];
+        SIMPLE.into_iter().find(|k| k.simple_name() == Some(s)).ok_or_else(|| format!("unknown error kind {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_round_trip_their_strings() {
+        let kinds = ["timeout", "dns", "refused", "bad_reply", "bad_origin", "unsynchronized", "kod:RATE", "kod:DENY"];
+        for s in kinds {
+            let k: ErrorKind = s.parse().unwrap();
+            assert_eq!(k.to_string(), s);
+        }
+        assert_eq!(ErrorKind::Kod(crate::ntp::KissCode::RSTR).to_string(), "kod:RSTR");
+        assert!("nope".parse::<ErrorKind>().is_err());
+    }
+
+    #[test]
+    fn observation_json_uses_the_documented_column_names() {
+        let o = Observation { target: "ntp://h".into(), method: Some(Method::Ntp), ..Default::default() };
+        let v = serde_json::to_value(&o).unwrap();
+        for key in ["target", "address", "method", "t_send", "t_recv", "offset", "offset_lo", "offset_hi", "delay"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["method"], "ntp");
+    }
+}

@@ -1,4 +1,7 @@
-//! Integration tests: one binary driving the real `timeaudit` executable, one module per area.
+//! The one integration-test binary: drives the real `timeaudit` executable against real servers
+//! on loopback (see `support/`). One module per area.
 
-mod pcap;
 mod support;
+
+mod probe_ntp;
+mod pcap;
