@@ -3,5 +3,5 @@
 
 mod support;
 
-mod probe_ntp;
 mod pcap;
+mod probe_ntp;
