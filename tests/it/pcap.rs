@@ -300,6 +300,17 @@ fn totals_of_the_public_captures_match_tshark_counts() {
     let inb: u64 = rows.iter().filter(|r| r[0] != "192.168.100.1").map(|r| r[1].parse::<u64>().unwrap()).sum();
     assert_eq!(t["bytes_out"].as_u64(), Some(out));
     assert_eq!(t["bytes_in"].as_u64(), Some(inb));
+    // Loopback captures of ntpq/ntpdc (one address on both ends): direction by port 123, and
+    // requests/responses by the response bit, as tshark reads it.
+    for name in ["tcpdump/ntp-control.pcap", "tcpdump/ntp-mode7.pcap", "zeek/ntp__ntpmode67.pcap"] {
+        let rows = tshark::fields(&data(name), &["ntp.ctrl.flags2.r", "ntp.priv.flags.r"]);
+        let bit = |r: &Vec<String>| if r[0].is_empty() { r[1].clone() } else { r[0].clone() };
+        let req = rows.iter().filter(|r| bit(r) == "0").count() as u64;
+        let resp = rows.iter().filter(|r| bit(r) == "1").count() as u64;
+        let t = &report(&[&data(name)], &[])["totals"];
+        assert_eq!((t["requests"].as_u64(), t["responses"].as_u64()), (Some(req), Some(resp)), "{name}");
+        assert_eq!(t["unique_clients"], 1, "{name}");
+    }
     // The monlist reflection: one MON_GETLIST_1 response, out ≫ in.
     let r = report(&[&data("ndpi/NTPv2.pcap")], &[]);
     assert_eq!(r["totals"]["monlist_responses"], 1);

@@ -531,7 +531,14 @@ impl LoadAnalyzer {
             return;
         };
         let cfg = self.cfg;
-        if s.dst == server && s.src != server {
+        // Direction by the server's address; on a host talking to itself (loopback captures)
+        // by the port: the side on port 123 is the server.
+        let (to_server, from_server) = if s.src == server && s.dst == server {
+            (s.dport == 123 && s.sport != 123, s.sport == 123 && s.dport != 123)
+        } else {
+            (s.dst == server, s.src == server)
+        };
+        if to_server {
             if matches!(s.kind, NtpKind::Time { mode: 2 | 4, .. }) {
                 // An upstream answering the server's own query.
                 self.totals.server_upstream_packets += 1;
@@ -549,7 +556,7 @@ impl LoadAnalyzer {
             if is_request {
                 c.request(s.ts_ns, &s.kind, &cfg);
             }
-        } else if s.src == server && s.dst != server {
+        } else if from_server {
             self.totals.server_egress_bytes += u64::from(s.wire_len);
             if matches!(s.kind, NtpKind::Time { mode: 1 | 3, .. }) {
                 // The server querying its own upstream.
@@ -662,14 +669,14 @@ pub fn ns_to_s(ns: i64) -> f64 {
 }
 
 /// Picks the server among the packets: the address sending the most mode 4 replies from port
-/// 123; failing that the address receiving the most mode 3 requests on port 123; failing that
-/// the address sending the most mode 6/7 responses.
+/// 123; failing that the address sending the most mode 6/7 responses from port 123; failing that
+/// the address receiving the most requests (modes 1/3, 6/7 without response bit) on port 123.
 pub fn detect_server(packets: &[PacketSummary]) -> Option<IpAddr> {
     let mut replies: HashMap<IpAddr, (u64, u64, u64)> = HashMap::new();
     for s in packets {
         match s.kind {
             NtpKind::Time { mode: 4, .. } if s.sport == 123 => replies.entry(s.src).or_default().0 += 1,
-            NtpKind::Time { mode: 3, .. } if s.dport == 123 => replies.entry(s.dst).or_default().1 += 1,
+            k if k.is_request() && s.dport == 123 => replies.entry(s.dst).or_default().1 += 1,
             NtpKind::Control { response: true, .. } | NtpKind::Private { response: true, .. } if s.sport == 123 => {
                 replies.entry(s.src).or_default().2 += 1
             }
@@ -684,7 +691,7 @@ pub fn detect_server(packets: &[PacketSummary]) -> Option<IpAddr> {
             .max_by(|(a, ca), (b, cb)| f(ca).cmp(&f(cb)).then(b.cmp(a)))
             .map(|(a, _)| *a)
     };
-    best(|c| c.0).or_else(|| best(|c| c.1)).or_else(|| best(|c| c.2))
+    best(|c| c.0).or_else(|| best(|c| c.2)).or_else(|| best(|c| c.1))
 }
 
 /// The aggregated load of a capture, before reporting.
