@@ -10,11 +10,14 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use timeaudit_analysis::capture::load::{ChronyRateLimit, LoadAnalyzer, LoadConfig, NtpdDiscard};
+use std::sync::mpsc;
+use timeaudit_analysis::capture::load::{
+    ChronyRateLimit, FrameDigest, LoadAnalyzer, LoadConfig, NtpdDiscard, digest_frame,
+};
 use timeaudit_analysis::capture::record::{FrameClass, NtpFrame, classify_frame};
 use timeaudit_analysis::capture::report::{DEFAULT_PRICE_PER_GB, LoadReport, ReportOptions, build_report};
 use timeaudit_analysis::ntp::NtpMessage;
-use timeaudit_probes::capture::{CaptureFile, order_files};
+use timeaudit_probes::capture::{CaptureError, CaptureFile, Frame, order_files};
 
 /// Captures larger than this (bytes on disk, all files) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -76,6 +79,10 @@ pub struct PcapArgs {
     /// ntpd `discard minimum` to simulate (seconds).
     #[arg(long, default_value_t = 2)]
     pub ntpd_minimum: u32,
+    /// Threads: 1 reads and aggregates in turn, 2 reads and dissects on one thread while the
+    /// other aggregates (default: 2 when the machine has two CPUs or more).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
 }
 
 /// One NTP packet of `--packets` output.
@@ -150,6 +157,61 @@ fn packet_line(f: &NtpFrame<'_>) -> PacketLine {
     line
 }
 
+/// Frames per batch handed from the reading thread to the aggregating one.
+const BATCH_FRAMES: usize = 4096;
+/// Batches queued between the two threads (bounds memory: ~80 bytes per frame).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Reads every file in order, calling `on_frame` for each frame; reports damage as warnings.
+/// Returns how each file went and the number of frames read.
+fn read_all(
+    ordered: Vec<(PathBuf, Result<Option<i64>, CaptureError>)>,
+    progress: Option<&ProgressBar>,
+    mut on_frame: impl FnMut(Frame<'_>),
+) -> (Vec<FileRead>, u64) {
+    let mut reads = Vec::new();
+    let mut total_frames = 0u64;
+    let mut done_bytes = 0u64;
+    for (path, first) in ordered {
+        let name = path.display().to_string();
+        if let Err(e) = first {
+            eprintln!("timeaudit: warning: {e}");
+            reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
+            continue;
+        }
+        let mut file = match CaptureFile::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("timeaudit: warning: {e}");
+                reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
+                continue;
+            }
+        };
+        let mut error = None;
+        loop {
+            match file.next_frame() {
+                Ok(Some(frame)) => on_frame(frame),
+                Ok(None) => break,
+                Err(damage) => {
+                    let msg = format!("{name}: {damage} ({} frames read before it)", file.frames());
+                    eprintln!("timeaudit: warning: {msg}");
+                    error = Some(msg);
+                    break;
+                }
+            }
+            if let Some(pb) = progress
+                && file.frames() % PROGRESS_EVERY_FRAMES == 0
+            {
+                pb.set_position(done_bytes + file.raw_position());
+            }
+        }
+        done_bytes += file.file_len();
+        total_frames += file.frames();
+        reads.push(FileRead { file: name, frames: file.frames(), error });
+    }
+    (reads, total_frames)
+}
+
 /// How reading one file went.
 #[derive(Debug, Serialize)]
 struct FileRead {
@@ -190,57 +252,61 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
     let mut analyzer = LoadAnalyzer::new(cfg);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut reads = Vec::new();
-    let mut total_frames = 0u64;
-    let mut done_bytes = 0u64;
-    for (path, first) in ordered {
-        let name = path.display().to_string();
-        if let Err(e) = first {
-            eprintln!("timeaudit: warning: {e}");
-            reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-            continue;
-        }
-        let mut file = match CaptureFile::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("timeaudit: warning: {e}");
-                reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-                continue;
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u8));
+    let (reads, total_frames, analyzer) = if args.packets {
+        let mut write_err = None;
+        let r = read_all(ordered, progress.as_ref(), |frame| {
+            if write_err.is_some() {
+                return;
             }
-        };
-        let mut error = None;
-        loop {
-            match file.next_frame() {
-                Ok(Some(frame)) => {
-                    if args.packets {
-                        if let FrameClass::Ntp(f) =
-                            classify_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data)
-                        {
-                            serde_json::to_writer(&mut out, &packet_line(&f))?;
-                            out.write_all(b"\n")?;
-                        }
-                    } else {
-                        analyzer.add_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data);
+            if let FrameClass::Ntp(f) = classify_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data) {
+                let written = serde_json::to_writer(&mut out, &packet_line(&f))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
+                if let Err(e) = written {
+                    write_err = Some(e);
+                }
+            }
+        });
+        if let Some(e) = write_err {
+            return Err(e.context("writing packets"));
+        }
+        (r.0, r.1, analyzer)
+    } else if threads < 2 {
+        let r = read_all(ordered, progress.as_ref(), |frame| {
+            analyzer.add_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data)
+        });
+        (r.0, r.1, analyzer)
+    } else {
+        // Two stages: this thread reads and dissects, a second one aggregates.
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<FrameDigest>>(BATCHES_IN_FLIGHT);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<FrameDigest>>();
+        std::thread::scope(|scope| {
+            let aggregator = scope.spawn(move || {
+                let mut a = analyzer;
+                for mut batch in full_rx {
+                    for d in batch.drain(..) {
+                        a.add_digest(d);
                     }
+                    let _ = empty_tx.send(batch);
                 }
-                Ok(None) => break,
-                Err(damage) => {
-                    let msg = format!("{name}: {damage} ({} frames read before it)", file.frames());
-                    eprintln!("timeaudit: warning: {msg}");
-                    error = Some(msg);
-                    break;
+                a
+            });
+            let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
+            let r = read_all(ordered, progress.as_ref(), |frame| {
+                batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
+                if batch.len() == BATCH_FRAMES {
+                    let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
+                    let _ = full_tx.send(std::mem::replace(&mut batch, next));
                 }
-            }
-            if let Some(pb) = &progress
-                && file.frames() % PROGRESS_EVERY_FRAMES == 0
-            {
-                pb.set_position(done_bytes + file.raw_position());
-            }
-        }
-        done_bytes += file.file_len();
-        total_frames += file.frames();
-        reads.push(FileRead { file: name, frames: file.frames(), error });
-    }
+            });
+            let _ = full_tx.send(batch);
+            drop(full_tx);
+            let a = aggregator.join().map_err(|_| anyhow::anyhow!("the aggregation thread panicked"))?;
+            anyhow::Ok((r.0, r.1, a))
+        })?
+    };
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }

@@ -387,6 +387,10 @@ fn synthetic_server_captures_give_back_their_known_totals() {
     let r = report(&[&plain], &["--top", "10"]);
     assert_eq!(r["server"], "192.0.2.123");
     assert_totals_match(&r, &truth, "pcap");
+    // One thread or two (reader and aggregator): the same report.
+    for threads in ["1", "2"] {
+        assert_eq!(report(&[&plain], &["--top", "10", "--threads", threads]), r, "--threads {threads}");
+    }
     // Same content as gzip, nanosecond big-endian: same totals.
     let gz = dir.join("s.pcap.gz");
     let mut more = args.to_vec();

@@ -371,6 +371,48 @@ pub struct Totals {
     pub non_ntp_frames: u64,
 }
 
+/// A frame reduced to what the aggregation needs: fixed size, owned, cheap to send between
+/// threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameDigest {
+    /// An NTP packet.
+    Ntp(PacketSummary),
+    /// Anything else.
+    Other {
+        /// Capture timestamp, ns.
+        ts_ns: i64,
+        /// Frame length on the wire.
+        wire_len: u32,
+        /// What it is.
+        kind: OtherFrame,
+    },
+}
+
+/// A frame that is not an NTP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherFrame {
+    /// A non-first IP fragment.
+    Fragment,
+    /// Other UDP, other IP, not IP.
+    NotNtp,
+    /// Cut inside the named header.
+    Truncated(&'static str),
+    /// Unknown link type.
+    UnsupportedLink,
+}
+
+/// Dissects and decodes one frame into a [`FrameDigest`].
+pub fn digest_frame(link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) -> FrameDigest {
+    let kind = match classify_frame(link, ts_ns, wire_len, data) {
+        FrameClass::Ntp(f) => return FrameDigest::Ntp(f.summary()),
+        FrameClass::Fragment => OtherFrame::Fragment,
+        FrameClass::OtherUdp | FrameClass::OtherIp | FrameClass::NotIp => OtherFrame::NotNtp,
+        FrameClass::Truncated(what) => OtherFrame::Truncated(what),
+        FrameClass::UnsupportedLink(_) => OtherFrame::UnsupportedLink,
+    };
+    FrameDigest::Other { ts_ns, wire_len, kind }
+}
+
 /// Streaming aggregator: feed frames (or NTP summaries) in capture order, then [`Self::finish`].
 #[derive(Debug)]
 pub struct LoadAnalyzer {
@@ -444,13 +486,26 @@ impl LoadAnalyzer {
 
     /// Dissects one frame and accounts for it.
     pub fn add_frame(&mut self, link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) {
-        self.count_frame(ts_ns, wire_len);
-        match classify_frame(link, ts_ns, wire_len, data) {
-            FrameClass::Ntp(f) => self.add_ntp(f.summary()),
-            FrameClass::Fragment => self.totals.ip_fragments += 1,
-            FrameClass::OtherUdp | FrameClass::OtherIp | FrameClass::NotIp => self.totals.non_ntp_frames += 1,
-            FrameClass::Truncated(what) => bump(&mut self.truncated, what),
-            FrameClass::UnsupportedLink(_) => self.totals.unsupported_link_frames += 1,
+        self.add_digest(digest_frame(link, ts_ns, wire_len, data));
+    }
+
+    /// Accounts for a frame already dissected by [`digest_frame`] (which may run elsewhere,
+    /// e.g. on another thread).
+    pub fn add_digest(&mut self, d: FrameDigest) {
+        match d {
+            FrameDigest::Ntp(s) => {
+                self.count_frame(s.ts_ns, s.wire_len);
+                self.add_ntp(s);
+            }
+            FrameDigest::Other { ts_ns, wire_len, kind } => {
+                self.count_frame(ts_ns, wire_len);
+                match kind {
+                    OtherFrame::Fragment => self.totals.ip_fragments += 1,
+                    OtherFrame::NotNtp => self.totals.non_ntp_frames += 1,
+                    OtherFrame::Truncated(what) => bump(&mut self.truncated, what),
+                    OtherFrame::UnsupportedLink => self.totals.unsupported_link_frames += 1,
+                }
+            }
         }
     }
 
