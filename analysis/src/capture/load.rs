@@ -269,7 +269,7 @@ impl ClientState {
 
 /// Client records in fixed-size chunks: growing never copies (or doubles) the whole table.
 #[derive(Debug, Default)]
-struct ClientTable {
+pub struct ClientTable {
     chunks: Vec<Vec<ClientState>>,
     len: usize,
 }
@@ -291,12 +291,34 @@ impl ClientTable {
         &mut self.chunks[i / CHUNK][i % CHUNK]
     }
 
-    fn into_vec(self) -> Vec<ClientState> {
-        let mut out = Vec::with_capacity(self.len);
-        for chunk in self.chunks {
-            out.extend(chunk);
-        }
-        out
+    /// Number of clients.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The clients in order of first appearance.
+    pub fn iter(&self) -> impl Iterator<Item = &ClientState> + '_ {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for ClientTable {
+    type Output = ClientState;
+    fn index(&self, i: usize) -> &ClientState {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<'a> IntoIterator for &'a ClientTable {
+    type Item = &'a ClientState;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<ClientState>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.iter().flatten()
     }
 }
 
@@ -710,7 +732,7 @@ impl LoadAnalyzer {
             config: self.cfg,
             server: self.server,
             totals,
-            clients: self.clients.into_vec(),
+            clients: self.clients,
             minute_base: self.series_base.map(|m| m * 60),
             requests_per_minute: self.series,
             requests_outside_series: self.series_dropped,
@@ -759,7 +781,7 @@ pub struct Load {
     /// Totals.
     pub totals: Totals,
     /// Every client, in order of first appearance.
-    pub clients: Vec<ClientState>,
+    pub clients: ClientTable,
     /// Unix seconds of the first minute of `requests_per_minute`.
     pub minute_base: Option<i64>,
     /// Requests per minute from `minute_base`.
@@ -787,5 +809,17 @@ pub fn prefix_of(addr: IpAddr) -> String {
     match prefix_addr(addr) {
         a @ IpAddr::V4(_) => format!("{a}/24"),
         a @ IpAddr::V6(_) => format!("{a}/48"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_client_state_stays_small() {
+        // 300,000 clients must fit well under 200 MB with the index.
+        let size = std::mem::size_of::<ClientState>();
+        assert!(size <= 256, "ClientState is {size} bytes");
     }
 }
