@@ -361,6 +361,11 @@ fn write_tables(report: &LoadReport, dir: &std::path::Path, format: TableFormat)
     Ok(())
 }
 
+/// Dollars: cents, or four decimals below a dollar (small captures cost fractions of a cent).
+fn money(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| if x.abs() >= 1.0 { format!("{x:.2}") } else { format!("{x:.4}") })
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
 }
@@ -427,12 +432,12 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
     let c = &r.cost;
     writeln!(
         out,
-        "egress {} bytes at ${}/GB: ${:.4} in the capture, ${} per month, ${} per year\n",
+        "egress {} bytes at ${}/GB: ${} in the capture, ${} per month, ${} per year\n",
         c.egress_bytes,
         c.price_per_gb,
-        c.capture_cost,
-        fmt_opt(c.cost_per_month, 2),
-        fmt_opt(c.cost_per_year, 2)
+        money(Some(c.capture_cost)),
+        money(c.cost_per_month),
+        money(c.cost_per_year)
     )?;
     writeln!(out, "top {} clients", top.min(r.clients.len()))?;
     let rows: Vec<Vec<String>> = r
@@ -489,8 +494,8 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
                 w.more_than.to_string(),
                 w.clients_blocked.to_string(),
                 format!("{:.1}%", w.traffic_cut_pct),
-                fmt_opt(w.saving_per_year, 2),
-                fmt_opt(w.spend_per_year, 2),
+                money(w.saving_per_year),
+                money(w.spend_per_year),
             ]
         })
         .collect();
@@ -507,7 +512,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
             format!("{:.1}%", rl.chrony_outcome.dropped_pct),
             rl.chrony_outcome.clients_limited.to_string(),
             format!("{:.0}", rl.chrony_outcome.saved_bytes),
-            fmt_opt(rl.chrony_outcome.saving_per_year, 2),
+            money(rl.chrony_outcome.saving_per_year),
         ],
         vec![
             format!("ntpd discard average {} minimum {}", rl.ntpd.average, rl.ntpd.minimum),
@@ -515,7 +520,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
             format!("{:.1}%", rl.ntpd_outcome.dropped_pct),
             rl.ntpd_outcome.clients_limited.to_string(),
             format!("{:.0}", rl.ntpd_outcome.saved_bytes),
-            fmt_opt(rl.ntpd_outcome.saving_per_year, 2),
+            money(rl.ntpd_outcome.saving_per_year),
         ],
     ];
     table(out, &["configuration", "dropped", "of requests", "clients", "bytes saved", "saving $/yr"], &rows)?;

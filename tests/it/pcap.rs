@@ -537,3 +537,14 @@ fn damaged_files_yield_what_precedes_the_damage() {
     assert!(r.stderr.contains("garbage.pcap: not a pcap"), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn table_output_of_ntp_pcap_matches_its_golden_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+        .current_dir(data(""))
+        .args(["pcap", "tcpdump/ntp.pcap", "--top", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
