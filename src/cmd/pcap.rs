@@ -274,9 +274,15 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         }
         (r.0, r.1, analyzer)
     } else if threads < 2 {
+        let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
         let r = read_all(ordered, progress.as_ref(), |frame| {
-            analyzer.add_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data)
+            batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
+            if batch.len() == BATCH_FRAMES {
+                analyzer.add_batch(&batch);
+                batch.clear();
+            }
         });
+        analyzer.add_batch(&batch);
         (r.0, r.1, analyzer)
     } else {
         // Two stages: this thread reads and dissects, a second one aggregates.
@@ -285,10 +291,16 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         std::thread::scope(|scope| {
             let aggregator = scope.spawn(move || {
                 let mut a = analyzer;
+                let grouped = std::env::var_os("TIMEAUDIT_BENCH_UNGROUPED").is_none();
                 for mut batch in full_rx {
-                    for d in batch.drain(..) {
-                        a.add_digest(d);
+                    if grouped {
+                        a.add_batch(&batch);
+                    } else {
+                        for d in &batch {
+                            a.add_digest(*d);
+                        }
                     }
+                    batch.clear();
                     let _ = empty_tx.send(batch);
                 }
                 a
