@@ -291,15 +291,8 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         std::thread::scope(|scope| {
             let aggregator = scope.spawn(move || {
                 let mut a = analyzer;
-                let grouped = std::env::var_os("TIMEAUDIT_BENCH_UNGROUPED").is_none();
                 for mut batch in full_rx {
-                    if grouped {
-                        a.add_batch(&batch);
-                    } else {
-                        for d in &batch {
-                            a.add_digest(*d);
-                        }
-                    }
+                    a.add_batch(&batch);
                     batch.clear();
                     let _ = empty_tx.send(batch);
                 }
