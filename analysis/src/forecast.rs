@@ -118,6 +118,19 @@ impl HoltWinters {
 
     /// Feeds one interval observation `[lo, hi]` (its midpoint drives the model).
     pub fn observe_interval(&mut self, t: f64, lo: f64, hi: f64) -> ForecastStep {
+        self.step(t, lo, hi, false)
+    }
+
+    /// Like [`HoltWinters::observe_interval`], but after the warm-up an observation outside the
+    /// band updates the level and trend only as far as the band's edge (the robust Holt–Winters
+    /// filter of Gelper, Fried and Croux, 2010): a lone outlier — a stale cached `Date`, a bogus
+    /// reply — cannot drag the prediction off and cause a run of false violations, while a real
+    /// change keeps violating until the failure count alarms.
+    pub fn observe_interval_robust(&mut self, t: f64, lo: f64, hi: f64) -> ForecastStep {
+        self.step(t, lo, hi, true)
+    }
+
+    fn step(&mut self, t: f64, lo: f64, hi: f64, clip: bool) -> ForecastStep {
         let p = self.params;
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
         let y = (lo + hi) / 2.0;
@@ -136,6 +149,7 @@ impl HoltWinters {
         let violation = outside && self.seen >= p.warmup;
 
         // Update the model (Holt–Winters additive form, trend per unit of t).
+        let y = if clip && outside && self.seen >= p.warmup { y.clamp(lower, upper) } else { y };
         let previous_level = self.level;
         self.level = p.alpha * (y - self.seasonal[slot]) + (1.0 - p.alpha) * (self.level + self.trend * dt);
         if self.seen == 1 {

@@ -2,12 +2,16 @@
 //! [`Observation`]; and the fan-out of a target over its methods and resolved addresses.
 
 use crate::clock::{Clock, SystemClock};
+use crate::http;
 use crate::ntp_client::{self, Exchange, NtpOptions};
-use crate::resolve::Resolver;
+use crate::resolve::{ResolveError, Resolver};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use timeaudit_analysis::observation::{ErrorKind, Method, Observation};
-use timeaudit_analysis::target::Target;
+use timeaudit_analysis::target::{Host, Target};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// Options shared by every prober.
 #[derive(Clone, Debug)]
@@ -18,12 +22,15 @@ pub struct ProbeOptions {
     pub samples: u32,
     /// Pause between NTP exchanges of one probe.
     pub interval: Duration,
+    /// HTTP(S): `Some(n)` refines the one-second `Date` reading with up to `n` extra requests
+    /// timed around the server's second rollover (`--precise`).
+    pub precise: Option<u32>,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
         let ntp = NtpOptions::default();
-        Self { timeout: ntp.timeout, samples: ntp.samples, interval: ntp.interval }
+        Self { timeout: ntp.timeout, samples: ntp.samples, interval: ntp.interval, precise: None }
     }
 }
 
@@ -53,7 +60,7 @@ pub async fn probe_address(target: &Target, addr: IpAddr, method: Method, opts: 
     let clock = SystemClock;
     match method {
         Method::Ntp => probe_ntp(target, addr, opts, &clock).await,
-        Method::Http | Method::Https => failed(target, Some(addr), method, ErrorKind::Unsupported, clock.now_unix()),
+        Method::Http | Method::Https => probe_http(target, addr, method, opts).await,
     }
 }
 
@@ -69,6 +76,22 @@ async fn probe_ntp(target: &Target, addr: IpAddr, opts: &ProbeOptions, clock: &d
         None => obs.t_recv = clock.now_unix(),
     }
     obs
+}
+
+async fn probe_http(target: &Target, addr: IpAddr, method: Method, opts: &ProbeOptions) -> Observation {
+    let host = match &target.host {
+        Host::Name(name) => name.clone(),
+        Host::Ip(ip) => ip.to_string(),
+    };
+    let t = http::HttpTarget {
+        raw: target.raw.clone(),
+        host,
+        addr,
+        port: target.port_for(method),
+        https: method == Method::Https,
+        path: target.path.clone().unwrap_or_else(|| "/".to_string()),
+    };
+    http::probe(&t, &http::HttpOptions { timeout: opts.timeout, precise: opts.precise }).await
 }
 
 /// Copies a measured exchange into the observation's columns.
@@ -92,51 +115,63 @@ pub fn fill_ntp(obs: &mut Observation, ex: &Exchange) {
     obs.reference_time = (!h.reference_ts.is_zero()).then(|| h.reference_ts.to_unix_near(ex.t1_unix));
 }
 
-/// Resolves `target` and probes every address with every method of the target, one after the
-/// other for one target (callers run targets concurrently). A name that does not resolve gives
-/// one `dns` row per method; `on_dns_error` receives the resolver's message.
-pub async fn probe_target(
-    target: &Target,
+/// Resolves every target and probes every address of it with every method of the target, at
+/// most `concurrency` lookups and probes in flight. Rows come back in input order: by target,
+/// then method, then address in the order DNS gave them. A name that does not resolve gives
+/// one `dns` row per method (empty address); `on_dns_error` receives the resolver's message.
+pub async fn probe_all(
+    targets: &[Target],
     resolver: &Resolver,
     opts: &ProbeOptions,
-    on_dns_error: &(dyn Fn(&str) + Sync),
+    concurrency: usize,
+    on_dns_error: impl Fn(&Target, &ResolveError),
 ) -> Vec<Observation> {
-    let addrs = match resolver.resolve(&target.host).await {
-        Ok(a) => a,
-        Err(e) => {
-            on_dns_error(&e.to_string());
-            let now = SystemClock.now_unix();
-            return target.methods.iter().map(|&m| failed(target, None, m, ErrorKind::Dns, now)).collect();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let opts = Arc::new(opts.clone());
+    let mut resolutions = JoinSet::new();
+    for (ti, target) in targets.iter().enumerate() {
+        let (resolver, permits, host) = (resolver.clone(), permits.clone(), target.host.clone());
+        resolutions.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (ti, resolver.resolve(&host).await)
+        });
+    }
+    let mut probes = JoinSet::new();
+    let mut rows: Vec<((usize, usize, usize), Observation)> = Vec::new();
+    let push_dns_rows = |ti: usize, rows: &mut Vec<_>| {
+        let target = &targets[ti];
+        let now = SystemClock.now_unix();
+        for (mi, &m) in target.methods.iter().enumerate() {
+            rows.push(((ti, mi, 0), failed(target, None, m, ErrorKind::Dns, now)));
         }
     };
-    let mut jobs = Vec::new();
-    for &method in &target.methods {
-        for &addr in &addrs {
-            jobs.push(probe_address(target, addr, method, opts));
-        }
-    }
-    join_all(jobs).await
-}
-
-/// Runs futures concurrently on the current task, keeping their order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut set = Vec::with_capacity(futures.len());
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
+    while let Some(joined) = resolutions.join_next().await {
+        // A lookup task cannot panic short of a bug in the resolver; count it as a DNS failure.
+        let Ok((ti, resolved)) = joined else { continue };
+        let target = &targets[ti];
+        match resolved {
+            Err(e) => {
+                on_dns_error(target, &e);
+                push_dns_rows(ti, &mut rows);
+            }
+            Ok(addrs) => {
+                for (mi, &method) in target.methods.iter().enumerate() {
+                    for (ai, &addr) in addrs.iter().enumerate() {
+                        let (permits, opts, target) = (permits.clone(), opts.clone(), target.clone());
+                        probes.spawn(async move {
+                            let _permit = permits.acquire_owned().await;
+                            ((ti, mi, ai), probe_address(&target, addr, method, &opts).await)
+                        });
+                    }
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+    }
+    while let Some(joined) = probes.join_next().await {
+        if let Ok(row) = joined {
+            rows.push(row);
+        }
+    }
+    rows.sort_by_key(|(key, _)| *key);
+    rows.into_iter().map(|(_, o)| o).collect()
 }

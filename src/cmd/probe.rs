@@ -5,14 +5,11 @@ use anyhow::{Context, bail};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
-use timeaudit_analysis::observation::{ErrorKind, Method, Observation};
+use timeaudit_analysis::observation::{Method, Observation};
 use timeaudit_analysis::target::Target;
-use timeaudit_probes::clock::{Clock, SystemClock};
-use timeaudit_probes::probe::{ProbeOptions, failed, probe_address};
-use timeaudit_probes::resolve::Resolver;
-use tokio::sync::Semaphore;
+use timeaudit_probes::probe::ProbeOptions;
+use timeaudit_probes::resolve::{ResolveError, Resolver};
 
 /// Default number of probes in flight.
 pub const DEFAULT_CONCURRENCY: u32 = 64;
@@ -54,6 +51,12 @@ pub struct ProbeArgs {
     /// Methods for bare hosts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = Method::ALL.to_vec())]
     pub methods: Vec<Method>,
+    /// HTTP(S): refine the one-second `Date` reading with up to N extra requests on one
+    /// keep-alive connection, timed around the server's second rollover (resolution about
+    /// 2^-N s plus one round trip; takes up to N seconds).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "8",
+          value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub precise: Option<u32>,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -90,6 +93,7 @@ fn plan(args: ProbeArgs) -> anyhow::Result<Plan> {
         timeout: seconds("timeout", args.timeout)?,
         samples: args.samples,
         interval: seconds("interval", args.interval)?,
+        precise: args.precise,
     };
     let resolver = args.resolver.as_deref().map(parse_resolver).transpose()?;
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Json });
@@ -117,48 +121,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 
 async fn probe_all(plan: &Plan) -> anyhow::Result<Vec<Observation>> {
     let resolver = Resolver::new(plan.resolver)?;
-    let permits = Arc::new(Semaphore::new(plan.concurrency));
-    let opts = Arc::new(plan.opts.clone());
-    // Resolve every target (bounded by the same permits), then probe every address.
-    let mut resolutions = tokio::task::JoinSet::new();
-    for (ti, target) in plan.targets.iter().enumerate() {
-        let (resolver, permits, host) = (resolver.clone(), permits.clone(), target.host.clone());
-        resolutions.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (ti, resolver.resolve(&host).await)
-        });
-    }
-    let mut probes = tokio::task::JoinSet::new();
-    let mut rows: Vec<((usize, usize, usize), Observation)> = Vec::new();
-    while let Some(joined) = resolutions.join_next().await {
-        let (ti, resolved) = joined.context("resolver task failed")?;
-        let target = &plan.targets[ti];
-        match resolved {
-            Err(e) => {
-                eprintln!("timeaudit: {e}");
-                let now = SystemClock.now_unix();
-                for (mi, &m) in target.methods.iter().enumerate() {
-                    rows.push(((ti, mi, 0), failed(target, None, m, ErrorKind::Dns, now)));
-                }
-            }
-            Ok(addrs) => {
-                for (mi, &method) in target.methods.iter().enumerate() {
-                    for (ai, &addr) in addrs.iter().enumerate() {
-                        let (permits, opts, target) = (permits.clone(), opts.clone(), target.clone());
-                        probes.spawn(async move {
-                            let _permit = permits.acquire_owned().await;
-                            ((ti, mi, ai), probe_address(&target, addr, method, &opts).await)
-                        });
-                    }
-                }
-            }
-        }
-    }
-    while let Some(joined) = probes.join_next().await {
-        rows.push(joined.context("probe task failed")?);
-    }
-    rows.sort_by_key(|(key, _)| *key);
-    Ok(rows.into_iter().map(|(_, o)| o).collect())
+    let report = |_: &Target, e: &ResolveError| eprintln!("timeaudit: {e}");
+    Ok(timeaudit_probes::probe::probe_all(&plan.targets, &resolver, &plan.opts, plan.concurrency, report).await)
 }
 
 fn fmt_opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -174,7 +138,7 @@ fn write_table(out: &mut impl Write, rows: &[Observation]) -> std::io::Result<()
             if o.address.is_empty() { "-".into() } else { o.address.clone() },
             fmt_opt(o.method),
             fmt_opt(o.offset.map(|v| format!("{v:+.6}"))),
-            fmt_opt(o.delay.map(|d| format!("{:.6}", d / 2.0))),
+            fmt_opt(o.offset_lo.zip(o.offset_hi).map(|(lo, hi)| format!("{:.6}", (hi - lo) / 2.0))),
             fmt_opt(o.delay.map(|v| format!("{v:.6}"))),
             fmt_opt(o.stratum),
             fmt_opt(o.refid.clone()),

@@ -3,5 +3,13 @@
 
 mod support;
 
+mod audit;
+mod classify;
+mod demo;
+mod lab;
+mod notebooks;
 mod pcap;
+mod probe_http;
 mod probe_ntp;
+mod report;
+mod survey;

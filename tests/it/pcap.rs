@@ -155,9 +155,14 @@ fn compare_with_tshark(file: &Path) -> usize {
         for (k, field) in [(16, "reference_ts"), (17, "origin_ts"), (18, "receive_ts"), (19, "transmit_ts")] {
             assert_close(field, &o[field], tshark::parse_time(&t[k]), &ctx);
         }
-        // A KoD is a server-side reply (mode 2, 4, 5) with stratum 0; its code is the refid.
+        // A KoD is a server-side reply (mode 2, 4, 5) with stratum 0 whose refid is an ASCII
+        // code (1–4 upper-case letters or digits, NUL- or space-padded; RFC 5905 §7.4).
         let mode = opt_u64(&t[9]);
-        let kiss = (stratum == Some(0) && matches!(mode, Some(2 | 4 | 5))).then(|| refid_from_hex(&t[15], 0));
+        let code = refid_from_hex(&t[15], 0);
+        let code = code.trim_end_matches(' ');
+        let ascii_code =
+            !code.is_empty() && code.len() <= 4 && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let kiss = (stratum == Some(0) && matches!(mode, Some(2 | 4 | 5)) && ascii_code).then(|| code.to_string());
         assert_eq!(o["kiss"].as_str().map(str::to_string), kiss, "{ctx}: kiss");
     }
     ours.len()

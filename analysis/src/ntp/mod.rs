@@ -1,6 +1,7 @@
 //! NTP protocol core without I/O: timestamps, the wire codec for every mode, and the on-wire
 //! offset and delay calculation of RFC 5905.
 
+pub mod control;
 pub mod measure;
 pub mod packet;
 pub mod timestamp;
@@ -11,3 +12,6 @@ pub use packet::{
     RefId, TimePacket,
 };
 pub use timestamp::{NtpDuration, NtpShort, NtpTimestamp};
+
+#[cfg(test)]
+mod captured_tests;

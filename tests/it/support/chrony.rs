@@ -65,6 +65,8 @@ impl Chrony {
             .env("LD_PRELOAD", preload)
             .env("FAKETIME", faketime)
             .env("FAKETIME_DONT_RESET", "1")
+            // Absolute FAKETIME dates are read in local time: make that UTC.
+            .env("TZ", "UTC")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

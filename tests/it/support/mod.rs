@@ -4,9 +4,17 @@
 
 #![allow(dead_code)]
 
+pub mod badhttp;
 pub mod chrony;
+pub mod chrony_fleet;
+pub mod counting_ntp;
 pub mod dns;
+pub mod mode7;
 pub mod net;
+pub mod nginx;
+pub mod ntp_responder;
+pub mod ntpsec;
+pub mod postgres;
 pub mod tshark;
 
 use std::os::unix::fs::DirBuilderExt;
