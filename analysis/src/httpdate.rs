@@ -302,6 +302,25 @@ pub fn plan_next(readings: &[DateReading], now: f64, lead: f64) -> Option<NextRe
     Some(NextRequest { arrive_at, send_at: arrive_at - min_delay / 2.0, interval: narrowed.interval })
 }
 
+/// Plans the closing check of a refinement: a request that reaches the server mid-second (when
+/// its clock reads `k + 0.5` if the offset is the current midpoint) and more than a second after
+/// the first reading was received. A clock running at our rate then stamps exactly the predicted
+/// second and the reading is consistent with the others; a stuck, stepped or much slower/faster
+/// clock stamps another second, the readings contradict each other and [`narrow`] reports it.
+/// Without this check a stuck clock can look consistent: bisection readings span less than a
+/// second. `None` without readings.
+pub fn plan_check(readings: &[DateReading], now: f64, lead: f64) -> Option<NextRequest> {
+    let narrowed = narrow(readings)?;
+    let min_delay = readings.iter().map(DateReading::delay).fold(f64::INFINITY, f64::min).max(0.0);
+    let m = narrowed.interval.mid();
+    let first_recv = readings.iter().map(|r| r.t_recv).fold(f64::INFINITY, f64::min);
+    // Send after first_recv + 1 s (so the check's interval and the first one's cannot both hold
+    // a frozen clock), plus the round trip.
+    let earliest = (now + lead + min_delay / 2.0).max(first_recv + 1.0 + lead + min_delay);
+    let arrive_at = (earliest + m - 0.5).ceil() + 0.5 - m;
+    Some(NextRequest { arrive_at, send_at: arrive_at - min_delay / 2.0, interval: narrowed.interval })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +413,37 @@ mod tests {
         let n = narrow(&readings).unwrap();
         assert!((n.interval.mid() - theta).abs() < 0.002, "{}", n.interval);
         assert_eq!(n.used, 11);
+    }
+
+    #[test]
+    fn closing_check_catches_a_stuck_clock_and_passes_a_running_one() {
+        let owd = 0.0002;
+        // Running clock, offset 0.4: bisect, then check.
+        let mut readings = vec![reply(0.4, 100.1, owd)];
+        for _ in 0..6 {
+            let p = plan_next(&readings, readings.last().unwrap().t_recv, 0.002).unwrap();
+            readings.push(reply(0.4, p.send_at, owd));
+        }
+        let now = readings.last().unwrap().t_recv;
+        let c = plan_check(&readings, now, 0.002).unwrap();
+        assert!(c.send_at > readings[0].t_recv + 1.0);
+        let m = c.interval.mid();
+        assert!(((c.arrive_at + m).rem_euclid(1.0) - 0.5).abs() < 1e-9, "{c:?}");
+        readings.push(reply(0.4, c.send_at, owd));
+        let n = narrow(&readings).unwrap();
+        assert!(n.consistent && n.interval.contains(0.4));
+
+        // A clock stuck at 5000: every reply says 5000; bisection alone stays consistent.
+        let stuck = |t_send: f64| DateReading { t_send, t_recv: t_send + 2.0 * owd, date: 5000 };
+        let mut readings = vec![stuck(100.1)];
+        for _ in 0..6 {
+            let p = plan_next(&readings, readings.last().unwrap().t_recv, 0.002).unwrap();
+            readings.push(stuck(p.send_at));
+        }
+        assert!(narrow(&readings).unwrap().consistent);
+        let c = plan_check(&readings, readings.last().unwrap().t_recv, 0.002).unwrap();
+        readings.push(stuck(c.send_at));
+        assert!(!narrow(&readings).unwrap().consistent);
     }
 
     #[test]

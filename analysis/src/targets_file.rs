@@ -186,4 +186,20 @@ mod tests {
         assert!(Shard::parse("0/0").is_err());
         assert!(Shard::parse("x").is_err());
     }
+
+    #[test]
+    fn shipped_target_lists_parse() {
+        let lists = [
+            ("loopback.txt", include_str!("../../datasets/targets/loopback.txt"), 4),
+            ("ntp-servers.txt", include_str!("../../datasets/targets/ntp-servers.txt"), 3),
+            ("pool.txt", include_str!("../../datasets/targets/pool.txt"), 4),
+            ("web-sites.txt", include_str!("../../datasets/targets/web-sites.txt"), 4),
+        ];
+        for (name, text, n) in lists {
+            let got = parse_targets_file(name, text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.len(), n, "{name}");
+        }
+        let lo = parse_targets_file("loopback.txt", lists[0].1).unwrap();
+        assert!(lo.iter().all(|l| l.target.host.ip().is_some_and(|ip| ip.is_loopback())));
+    }
 }

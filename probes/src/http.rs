@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clock::{Clock, SystemClock};
 use reqwest::header::{HeaderMap, HeaderValue};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -68,18 +69,18 @@ impl Default for HttpOptions {
     }
 }
 
-/// Wall clock read through the monotonic clock from one anchor, so that a local clock step
-/// during a probe does not distort its intervals.
+/// The system clock ([`SystemClock`]) read once, then advanced by the monotonic clock, so that
+/// a local clock step during a probe does not distort its intervals, and send times can be
+/// scheduled as `Instant`s.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+struct AnchoredClock {
     unix: f64,
     mono: Instant,
 }
 
-impl Clock {
+impl AnchoredClock {
     fn new() -> Self {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        Clock { unix, mono: Instant::now() }
+        AnchoredClock { unix: SystemClock.now_unix(), mono: Instant::now() }
     }
     fn now(&self) -> f64 {
         self.unix + self.mono.elapsed().as_secs_f64()
@@ -289,7 +290,7 @@ struct Prober {
     client: reqwest::Client,
     verifier: Arc<AuditingVerifier>,
     base_url: String,
-    clock: Clock,
+    clock: AnchoredClock,
     use_get: bool,
     counter: u64,
     nonce: u64,
@@ -339,7 +340,7 @@ impl Prober {
             client,
             verifier,
             base_url: format!("{scheme}://{host_in_url}:{}{path}", t.port),
-            clock: Clock::new(),
+            clock: AnchoredClock::new(),
             use_get: false,
             counter: 0,
             nonce,
@@ -476,21 +477,42 @@ async fn refine(prober: &mut Prober, readings: &mut Vec<DateReading>, obs: &mut 
         if plan.interval.width() <= REFINE_STOP_DELAYS * min_delay + REFINE_FLOOR {
             break;
         }
-        let send_at = prober.clock.instant_at(plan.send_at);
-        // Sleep to just before the send time, then yield until it (timer granularity is ~1 ms).
-        tokio::time::sleep_until((send_at - SCHEDULING_LEAD).max(Instant::now()).into()).await;
-        while Instant::now() < send_at {
-            tokio::task::yield_now().await;
+        if !timed_reading(prober, readings, obs, plan.send_at).await {
+            return;
         }
-        let Ok(x) = prober.exchange().await else { break };
-        let Some(date) = header_str(&x.headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()) else {
-            break;
-        };
-        readings.push(DateReading { t_send: x.t_send, t_recv: x.t_recv, date });
-        obs.t_send = x.t_send;
-        obs.t_recv = x.t_recv;
-        obs.delay = Some(x.t_recv - x.t_send);
-        obs.date = header_str(&x.headers, "date");
-        obs.samples = Some(readings.len() as u32);
     }
+    // The closing check: catches clocks that do not run at our rate (a stuck clock looks
+    // consistent over the less than a second that bisection readings span).
+    if readings.len() >= 2
+        && let Some(check) = httpdate::plan_check(readings, prober.clock.now(), lead)
+    {
+        timed_reading(prober, readings, obs, check.send_at).await;
+    }
+}
+
+/// Sends one request at local time `send_at` and appends its reading; false when the exchange
+/// failed or carried no usable `Date`.
+async fn timed_reading(
+    prober: &mut Prober,
+    readings: &mut Vec<DateReading>,
+    obs: &mut Observation,
+    send_at: f64,
+) -> bool {
+    let send_at = prober.clock.instant_at(send_at);
+    // Sleep to just before the send time, then yield until it (timer granularity is ~1 ms).
+    tokio::time::sleep_until((send_at - SCHEDULING_LEAD).max(Instant::now()).into()).await;
+    while Instant::now() < send_at {
+        tokio::task::yield_now().await;
+    }
+    let Ok(x) = prober.exchange().await else { return false };
+    let Some(date) = header_str(&x.headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()) else {
+        return false;
+    };
+    readings.push(DateReading { t_send: x.t_send, t_recv: x.t_recv, date });
+    obs.t_send = x.t_send;
+    obs.t_recv = x.t_recv;
+    obs.delay = Some(x.t_recv - x.t_send);
+    obs.date = header_str(&x.headers, "date");
+    obs.samples = Some(readings.len() as u32);
+    true
 }

@@ -56,7 +56,9 @@ pub struct Exchange {
 impl Exchange {
     /// Whether the server says it is unsynchronised.
     pub fn unsynchronized(&self) -> bool {
-        self.header.leap == LeapIndicator::UNSYNCHRONIZED || self.header.stratum >= STRATUM_UNSYNCHRONIZED
+        self.header.leap == LeapIndicator::UNSYNCHRONIZED
+            || self.header.stratum == 0
+            || self.header.stratum >= STRATUM_UNSYNCHRONIZED
     }
 }
 

@@ -64,6 +64,10 @@ struct Pace {
     next_global: Instant,
     /// Earliest start of the next query to each address.
     next_per_addr: HashMap<IpAddr, Instant>,
+    /// When the last query really started, anywhere.
+    last_global: Option<Instant>,
+    /// When the last query to each address really started.
+    last_per_addr: HashMap<IpAddr, Instant>,
 }
 
 /// Held while a probe runs; dropping it frees a concurrency slot.
@@ -81,7 +85,12 @@ impl Politeness {
             deadline_at: limits.deadline.map(|d| started + d),
             started,
             slots: Arc::new(Semaphore::new(concurrency)),
-            pace: Arc::new(Mutex::new(Pace { next_global: started, next_per_addr: HashMap::new() })),
+            pace: Arc::new(Mutex::new(Pace {
+                next_global: started,
+                next_per_addr: HashMap::new(),
+                last_global: None,
+                last_per_addr: HashMap::new(),
+            })),
             denied: Arc::new(Mutex::new(HashMap::new())),
             limits,
         }
@@ -144,7 +153,34 @@ impl Politeness {
             start
         };
         tokio::time::sleep_until(start).await;
-        Ok(start)
+        // A late wake-up (a busy machine) must not bring this query closer to the previous one
+        // than the limits allow: check against the times queries really went out, wait more if
+        // needed, and record this one.
+        let per_query = Duration::from_secs_f64(1.0 / self.limits.rate.max(1e-6));
+        loop {
+            let wait = {
+                let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let mut need = now;
+                if let Some(last) = pace.last_global {
+                    need = need.max(last + per_query);
+                }
+                if let Some(last) = pace.last_per_addr.get(&addr) {
+                    need = need.max(*last + self.limits.gap);
+                }
+                if need <= now {
+                    pace.last_global = Some(now);
+                    pace.last_per_addr.insert(addr, now);
+                    None
+                } else {
+                    Some(need)
+                }
+            };
+            match wait {
+                None => return Ok(start),
+                Some(t) => tokio::time::sleep_until(t).await,
+            }
+        }
     }
 
     /// The time a probe admitted now may take: the per-probe timeout.

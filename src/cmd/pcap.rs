@@ -10,11 +10,14 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use timeaudit_analysis::capture::load::{ChronyRateLimit, LoadAnalyzer, LoadConfig, NtpdDiscard};
+use std::sync::mpsc;
+use timeaudit_analysis::capture::load::{
+    ChronyRateLimit, FrameDigest, LoadAnalyzer, LoadConfig, NtpdDiscard, digest_frame,
+};
 use timeaudit_analysis::capture::record::{FrameClass, NtpFrame, classify_frame};
 use timeaudit_analysis::capture::report::{DEFAULT_PRICE_PER_GB, LoadReport, ReportOptions, build_report};
 use timeaudit_analysis::ntp::NtpMessage;
-use timeaudit_probes::capture::{CaptureFile, order_files};
+use timeaudit_probes::capture::{CaptureError, CaptureFile, Frame, order_files};
 
 /// Captures larger than this (bytes on disk, all files) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -76,6 +79,10 @@ pub struct PcapArgs {
     /// ntpd `discard minimum` to simulate (seconds).
     #[arg(long, default_value_t = 2)]
     pub ntpd_minimum: u32,
+    /// Threads: 1 reads and aggregates in turn, 2 reads and dissects on one thread while the
+    /// other aggregates (default: 2 when the machine has two CPUs or more).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
 }
 
 /// One NTP packet of `--packets` output.
@@ -150,6 +157,61 @@ fn packet_line(f: &NtpFrame<'_>) -> PacketLine {
     line
 }
 
+/// Frames per batch handed from the reading thread to the aggregating one.
+const BATCH_FRAMES: usize = 4096;
+/// Batches queued between the two threads (bounds memory: ~80 bytes per frame).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Reads every file in order, calling `on_frame` for each frame; reports damage as warnings.
+/// Returns how each file went and the number of frames read.
+fn read_all(
+    ordered: Vec<(PathBuf, Result<Option<i64>, CaptureError>)>,
+    progress: Option<&ProgressBar>,
+    mut on_frame: impl FnMut(Frame<'_>),
+) -> (Vec<FileRead>, u64) {
+    let mut reads = Vec::new();
+    let mut total_frames = 0u64;
+    let mut done_bytes = 0u64;
+    for (path, first) in ordered {
+        let name = path.display().to_string();
+        if let Err(e) = first {
+            eprintln!("timeaudit: warning: {e}");
+            reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
+            continue;
+        }
+        let mut file = match CaptureFile::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("timeaudit: warning: {e}");
+                reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
+                continue;
+            }
+        };
+        let mut error = None;
+        loop {
+            match file.next_frame() {
+                Ok(Some(frame)) => on_frame(frame),
+                Ok(None) => break,
+                Err(damage) => {
+                    let msg = format!("{name}: {damage} ({} frames read before it)", file.frames());
+                    eprintln!("timeaudit: warning: {msg}");
+                    error = Some(msg);
+                    break;
+                }
+            }
+            if let Some(pb) = progress
+                && file.frames() % PROGRESS_EVERY_FRAMES == 0
+            {
+                pb.set_position(done_bytes + file.raw_position());
+            }
+        }
+        done_bytes += file.file_len();
+        total_frames += file.frames();
+        reads.push(FileRead { file: name, frames: file.frames(), error });
+    }
+    (reads, total_frames)
+}
+
 /// How reading one file went.
 #[derive(Debug, Serialize)]
 struct FileRead {
@@ -190,57 +252,66 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
     let mut analyzer = LoadAnalyzer::new(cfg);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut reads = Vec::new();
-    let mut total_frames = 0u64;
-    let mut done_bytes = 0u64;
-    for (path, first) in ordered {
-        let name = path.display().to_string();
-        if let Err(e) = first {
-            eprintln!("timeaudit: warning: {e}");
-            reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-            continue;
-        }
-        let mut file = match CaptureFile::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("timeaudit: warning: {e}");
-                reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-                continue;
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u8));
+    let (reads, total_frames, analyzer) = if args.packets {
+        let mut write_err = None;
+        let r = read_all(ordered, progress.as_ref(), |frame| {
+            if write_err.is_some() {
+                return;
             }
-        };
-        let mut error = None;
-        loop {
-            match file.next_frame() {
-                Ok(Some(frame)) => {
-                    if args.packets {
-                        if let FrameClass::Ntp(f) =
-                            classify_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data)
-                        {
-                            serde_json::to_writer(&mut out, &packet_line(&f))?;
-                            out.write_all(b"\n")?;
-                        }
-                    } else {
-                        analyzer.add_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data);
-                    }
-                }
-                Ok(None) => break,
-                Err(damage) => {
-                    let msg = format!("{name}: {damage} ({} frames read before it)", file.frames());
-                    eprintln!("timeaudit: warning: {msg}");
-                    error = Some(msg);
-                    break;
+            if let FrameClass::Ntp(f) = classify_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data) {
+                let written = serde_json::to_writer(&mut out, &packet_line(&f))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
+                if let Err(e) = written {
+                    write_err = Some(e);
                 }
             }
-            if let Some(pb) = &progress
-                && file.frames() % PROGRESS_EVERY_FRAMES == 0
-            {
-                pb.set_position(done_bytes + file.raw_position());
-            }
+        });
+        if let Some(e) = write_err {
+            return Err(e.context("writing packets"));
         }
-        done_bytes += file.file_len();
-        total_frames += file.frames();
-        reads.push(FileRead { file: name, frames: file.frames(), error });
-    }
+        (r.0, r.1, analyzer)
+    } else if threads < 2 {
+        let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
+        let r = read_all(ordered, progress.as_ref(), |frame| {
+            batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
+            if batch.len() == BATCH_FRAMES {
+                analyzer.add_batch(&batch);
+                batch.clear();
+            }
+        });
+        analyzer.add_batch(&batch);
+        (r.0, r.1, analyzer)
+    } else {
+        // Two stages: this thread reads and dissects, a second one aggregates.
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<FrameDigest>>(BATCHES_IN_FLIGHT);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<FrameDigest>>();
+        std::thread::scope(|scope| {
+            let aggregator = scope.spawn(move || {
+                let mut a = analyzer;
+                for mut batch in full_rx {
+                    a.add_batch(&batch);
+                    batch.clear();
+                    let _ = empty_tx.send(batch);
+                }
+                a
+            });
+            let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
+            let r = read_all(ordered, progress.as_ref(), |frame| {
+                batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
+                if batch.len() == BATCH_FRAMES {
+                    let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
+                    let _ = full_tx.send(std::mem::replace(&mut batch, next));
+                }
+            });
+            let _ = full_tx.send(batch);
+            drop(full_tx);
+            let a = aggregator.join().map_err(|_| anyhow::anyhow!("the aggregation thread panicked"))?;
+            anyhow::Ok((r.0, r.1, a))
+        })?
+    };
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
@@ -293,6 +364,11 @@ fn write_tables(report: &LoadReport, dir: &std::path::Path, format: TableFormat)
     write_rows(&report.client_types, &path("client_types"), format)?;
     write_rows(&report.rate_per_minute, &path("rate_per_minute"), format)?;
     Ok(())
+}
+
+/// Dollars: cents, or four decimals below a dollar (small captures cost fractions of a cent).
+fn money(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| if x.abs() >= 1.0 { format!("{x:.2}") } else { format!("{x:.4}") })
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -361,12 +437,12 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
     let c = &r.cost;
     writeln!(
         out,
-        "egress {} bytes at ${}/GB: ${:.4} in the capture, ${} per month, ${} per year\n",
+        "egress {} bytes at ${}/GB: ${} in the capture, ${} per month, ${} per year\n",
         c.egress_bytes,
         c.price_per_gb,
-        c.capture_cost,
-        fmt_opt(c.cost_per_month, 2),
-        fmt_opt(c.cost_per_year, 2)
+        money(Some(c.capture_cost)),
+        money(c.cost_per_month),
+        money(c.cost_per_year)
     )?;
     writeln!(out, "top {} clients", top.min(r.clients.len()))?;
     let rows: Vec<Vec<String>> = r
@@ -423,8 +499,8 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
                 w.more_than.to_string(),
                 w.clients_blocked.to_string(),
                 format!("{:.1}%", w.traffic_cut_pct),
-                fmt_opt(w.saving_per_year, 2),
-                fmt_opt(w.spend_per_year, 2),
+                money(w.saving_per_year),
+                money(w.spend_per_year),
             ]
         })
         .collect();
@@ -441,7 +517,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
             format!("{:.1}%", rl.chrony_outcome.dropped_pct),
             rl.chrony_outcome.clients_limited.to_string(),
             format!("{:.0}", rl.chrony_outcome.saved_bytes),
-            fmt_opt(rl.chrony_outcome.saving_per_year, 2),
+            money(rl.chrony_outcome.saving_per_year),
         ],
         vec![
             format!("ntpd discard average {} minimum {}", rl.ntpd.average, rl.ntpd.minimum),
@@ -449,7 +525,7 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
             format!("{:.1}%", rl.ntpd_outcome.dropped_pct),
             rl.ntpd_outcome.clients_limited.to_string(),
             format!("{:.0}", rl.ntpd_outcome.saved_bytes),
-            fmt_opt(rl.ntpd_outcome.saving_per_year, 2),
+            money(rl.ntpd_outcome.saving_per_year),
         ],
     ];
     table(out, &["configuration", "dropped", "of requests", "clients", "bytes saved", "saving $/yr"], &rows)?;

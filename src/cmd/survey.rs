@@ -55,6 +55,10 @@ pub const PROBE_SLACK: Duration = Duration::from_secs(1);
 
 /// Arguments of `timeaudit survey`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Exit status: 0 completed (unanswered hosts are data); 2 usage or fatal error; \
+3 deadline reached with probes left; 4 another survey holds the lock (nothing probed); \
+5 the store failed mid-run (earlier commits kept); 130/143 stopped by SIGINT/SIGTERM after \
+committing every completed probe.")]
 pub struct SurveyArgs {
     /// Targets file: one target per line (name, address, ntp:// http:// https:// URL), `#`
     /// comments, optional tags after the target.
@@ -483,12 +487,12 @@ impl Driver {
                 next = resolving.join_next() => match next {
                     None => break,
                     Some(Ok((i, Ok(a)))) => addrs[i] = Some(a),
-                    Some(Ok((i, Err(msg)))) => {
+                    // The row (error `dns`, no address) is the record: cron stays quiet.
+                    Some(Ok((i, Err(_)))) => {
                         addrs[i] = Some(Vec::new());
                         let t = &self.targets[i];
                         for &m in &t.methods {
                             if self.key_due(t, "", m) {
-                                eprintln!("timeaudit: {msg}");
                                 let obs = failed(t, None, m, ErrorKind::Dns, SystemClock.now_unix());
                                 let _ = self.tx.send(Msg::Row(Box::new(obs)));
                             }
@@ -582,7 +586,12 @@ impl Driver {
                         if obs.answered() && best.as_ref().is_none_or(|b| obs.delay < b.delay) {
                             best = Some(obs.clone());
                         }
+                        let unanswered = !obs.answered();
                         last = Some(obs);
+                        if unanswered && !kod {
+                            // Refused, timed out or garbled: one failed query is the answer.
+                            break;
+                        }
                         if kod {
                             // Honour a Kiss-o'-Death at once: report it, ask no more.
                             best = None;

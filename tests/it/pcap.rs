@@ -155,9 +155,14 @@ fn compare_with_tshark(file: &Path) -> usize {
         for (k, field) in [(16, "reference_ts"), (17, "origin_ts"), (18, "receive_ts"), (19, "transmit_ts")] {
             assert_close(field, &o[field], tshark::parse_time(&t[k]), &ctx);
         }
-        // A KoD is a server-side reply (mode 2, 4, 5) with stratum 0; its code is the refid.
+        // A KoD is a server-side reply (mode 2, 4, 5) with stratum 0 whose refid is an ASCII
+        // code (1–4 upper-case letters or digits, NUL- or space-padded; RFC 5905 §7.4).
         let mode = opt_u64(&t[9]);
-        let kiss = (stratum == Some(0) && matches!(mode, Some(2 | 4 | 5))).then(|| refid_from_hex(&t[15], 0));
+        let code = refid_from_hex(&t[15], 0);
+        let code = code.trim_end_matches(' ');
+        let ascii_code =
+            !code.is_empty() && code.len() <= 4 && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        let kiss = (stratum == Some(0) && matches!(mode, Some(2 | 4 | 5)) && ascii_code).then(|| code.to_string());
         assert_eq!(o["kiss"].as_str().map(str::to_string), kiss, "{ctx}: kiss");
     }
     ours.len()
@@ -300,6 +305,17 @@ fn totals_of_the_public_captures_match_tshark_counts() {
     let inb: u64 = rows.iter().filter(|r| r[0] != "192.168.100.1").map(|r| r[1].parse::<u64>().unwrap()).sum();
     assert_eq!(t["bytes_out"].as_u64(), Some(out));
     assert_eq!(t["bytes_in"].as_u64(), Some(inb));
+    // Loopback captures of ntpq/ntpdc (one address on both ends): direction by port 123, and
+    // requests/responses by the response bit, as tshark reads it.
+    for name in ["tcpdump/ntp-control.pcap", "tcpdump/ntp-mode7.pcap", "zeek/ntp__ntpmode67.pcap"] {
+        let rows = tshark::fields(&data(name), &["ntp.ctrl.flags2.r", "ntp.priv.flags.r"]);
+        let bit = |r: &Vec<String>| if r[0].is_empty() { r[1].clone() } else { r[0].clone() };
+        let req = rows.iter().filter(|r| bit(r) == "0").count() as u64;
+        let resp = rows.iter().filter(|r| bit(r) == "1").count() as u64;
+        let t = &report(&[&data(name)], &[])["totals"];
+        assert_eq!((t["requests"].as_u64(), t["responses"].as_u64()), (Some(req), Some(resp)), "{name}");
+        assert_eq!(t["unique_clients"], 1, "{name}");
+    }
     // The monlist reflection: one MON_GETLIST_1 response, out ≫ in.
     let r = report(&[&data("ndpi/NTPv2.pcap")], &[]);
     assert_eq!(r["totals"]["monlist_responses"], 1);
@@ -376,6 +392,10 @@ fn synthetic_server_captures_give_back_their_known_totals() {
     let r = report(&[&plain], &["--top", "10"]);
     assert_eq!(r["server"], "192.0.2.123");
     assert_totals_match(&r, &truth, "pcap");
+    // One thread or two (reader and aggregator): the same report.
+    for threads in ["1", "2"] {
+        assert_eq!(report(&[&plain], &["--top", "10", "--threads", threads]), r, "--threads {threads}");
+    }
     // Same content as gzip, nanosecond big-endian: same totals.
     let gz = dir.join("s.pcap.gz");
     let mut more = args.to_vec();
@@ -521,4 +541,15 @@ fn damaged_files_yield_what_precedes_the_damage() {
     assert_eq!(r.stdout.lines().count(), 8);
     assert!(r.stderr.contains("garbage.pcap: not a pcap"), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn table_output_of_ntp_pcap_matches_its_golden_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_timeaudit"))
+        .current_dir(data(""))
+        .args(["pcap", "tcpdump/ntp.pcap", "--top", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
 }

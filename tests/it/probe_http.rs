@@ -202,7 +202,8 @@ fn http_misbehaving_servers() {
 
 /// A name on the loopback DNS server with two addresses whose nginx clocks differ (−90 s and
 /// +30 s): two rows, each with its own offset. A second name served over HTTPS with a
-/// certificate for another name: the mismatch is recorded and the clock still read.
+/// certificate for another name that only becomes valid in 2030: mismatch and future validity are
+/// recorded, the clock still read.
 #[test]
 fn http_name_with_two_addresses() {
     let (addrs, port) = net::endpoints(2, true);
@@ -218,7 +219,7 @@ fn http_name_with_two_addresses() {
     });
     let dir = TestDir::new("cert");
     let (tls, tls_port) = net::endpoints(1, true);
-    let cert = nginx::self_signed_cert(dir.path(), "DNS:other.test", None, 30);
+    let cert = nginx::self_signed_cert(dir.path(), "DNS:other.test", Some("2030-01-01 00:00:00"), 30);
     let secure = Nginx::start(NginxConfig {
         http: vec![],
         https: Some((SocketAddr::from((tls[0], tls_port)), cert)),
@@ -238,7 +239,7 @@ fn http_name_with_two_addresses() {
     let row = row_of(&tls[0].to_string());
     assert_eq!(row["target"], tls_url.as_str());
     check_plain(row, 2.0, "https");
-    assert_eq!(row["cert_problem"], "name_mismatch,self_signed");
+    assert_eq!(row["cert_problem"], "name_mismatch,not_yet_valid,self_signed");
     // The bare name, probed with the methods asked for: one row per method and address.
     let bare = format!("web.test:{port}");
     let (rows, _) = probe(&["--resolver", &dns.addr.to_string(), "--methods", "http,https", &bare]);

@@ -5,7 +5,7 @@ use crate::support::chrony::Chrony;
 use crate::support::dns::Dns;
 use crate::support::ntp_responder::{Behaviour, Responder};
 use crate::support::{json_lines, net, timeaudit};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Tolerance on a measured offset against the value computed from FAKETIME (loopback delays
 /// are ~0.1 ms; chronyd's own timestamping adds some tens of µs).
@@ -193,4 +193,37 @@ fn usage_errors_exit_2() {
     }
     let out = timeaudit(&["probe", "ntp://h:99999"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad port \"99999\""));
+}
+
+#[test]
+fn ipv6_literal_and_aaaa_records() {
+    // One name with an A and an AAAA record, a responder on each address at the same port.
+    let (v4, v6) = (0..20)
+        .find_map(|_| {
+            let v4 = Responder::start(Behaviour::Offset(1.5));
+            let v6 = Responder::start_at(
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), v4.addr.port()),
+                Behaviour::Offset(-2.25),
+            )?;
+            Some((v4, v6))
+        })
+        .expect("no port free on both 127.x and ::1");
+    let dns = Dns::start(&[("dual.ntp.test", v4.addr.ip()), ("dual.ntp.test", IpAddr::V6(Ipv6Addr::LOCALHOST))]);
+    let port = v4.addr.port();
+    let by_name = format!("ntp://dual.ntp.test:{port}");
+    let literal = format!("[::1]:{port}");
+    let (rows, code) =
+        probe_json(&["--resolver", &dns.addr.to_string(), "--methods", "ntp", "--samples", "1", &by_name, &literal]);
+    assert_eq!(code, 0, "{rows:?}");
+    assert_eq!(rows.len(), 3);
+    // Input order; within a name, IPv4 first.
+    assert_eq!(
+        (rows[0]["address"].as_str(), rows[1]["address"].as_str()),
+        (Some(v4.addr.ip().to_string().as_str()), Some("::1"))
+    );
+    assert!((f(&rows[0], "offset") - 1.5).abs() < OFFSET_TOLERANCE);
+    assert!((f(&rows[1], "offset") + 2.25).abs() < OFFSET_TOLERANCE);
+    assert_eq!((rows[2]["target"].as_str(), rows[2]["address"].as_str()), (Some(literal.as_str()), Some("::1")));
+    assert!((f(&rows[2], "offset") + 2.25).abs() < OFFSET_TOLERANCE);
+    assert_eq!((v4.queries(), v6.queries()), (1, 2));
 }

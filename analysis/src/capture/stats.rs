@@ -177,6 +177,9 @@ impl Hasher for AddrHasher {
             self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
     fn write_u128(&mut self, v: u128) {
         let lo = v as u64;
         let hi = (v >> 64) as u64;

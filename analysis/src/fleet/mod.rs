@@ -161,23 +161,10 @@ pub fn unsynchronised_reason(o: &Observation) -> Option<String> {
     {
         return Some(format!("kiss code {code}"));
     }
-    // chronyd and ntpd send stratum 0 when unsynchronised, keeping their old refid: a "kiss
-    // code" that is not 1–4 ASCII letters or digits is such a reply, not a Kiss-o'-Death.
-    if let Some(code) = o.error.as_deref().and_then(|e| e.strip_prefix("kod:"))
-        && !is_kiss_code(code)
-    {
-        return Some(format!("stratum 0 without a kiss code (refid {code})"));
-    }
     if o.error.as_deref() == Some("unsynchronized") {
         return Some("server reports it is unsynchronised".into());
     }
     None
-}
-
-/// Whether `code` looks like a kiss code (RFC 5905 §7.4: four ASCII characters, in practice
-/// upper-case letters and digits, possibly shorter and NUL-padded).
-fn is_kiss_code(code: &str) -> bool {
-    (1..=4).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Upstream addresses named by refids that were not queried yet: what to query next when

@@ -194,10 +194,18 @@ impl Header {
         b
     }
 
-    /// The kiss code if this header is a Kiss-o'-Death: stratum 0 in a server-side mode.
-    /// (Stratum 0 with `INIT` in a client request is a client that has not synchronised yet.)
+    /// The kiss code if this header is a Kiss-o'-Death: stratum 0 in a server-side mode with a
+    /// refid of 1–4 upper-case ASCII letters or digits (NUL- or space-padded), as RFC 5905 §7.4
+    /// defines them. Stratum 0 with `INIT` in a client request is a client that has not
+    /// synchronised yet, and stratum 0 with a binary refid is an unsynchronised server that kept
+    /// its old upstream's address (chronyd does this): neither is a KoD.
     pub fn kiss_code(&self) -> Option<KissCode> {
-        (self.stratum == 0 && self.mode.is_server_side()).then_some(KissCode(self.reference_id.0))
+        let code = self.reference_id.0;
+        let len = code.iter().position(|&b| b == 0 || b == b' ').unwrap_or(4);
+        let plausible = len > 0
+            && code[..len].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            && code[len..].iter().all(|&b| b == 0 || b == b' ');
+        (self.stratum == 0 && self.mode.is_server_side() && plausible).then_some(KissCode(code))
     }
 
     /// The refid rendered for this header's stratum (see [`RefId::display`]).
@@ -565,5 +573,27 @@ impl DecodeError {
             Self::BadExtensionLength { .. } => "bad_extension_length",
             Self::BadTrailer { .. } => "bad_trailer",
         }
+    }
+}
+
+#[cfg(test)]
+mod kiss_tests {
+    use super::*;
+
+    fn reply(stratum: u8, refid: [u8; 4]) -> Header {
+        Header { version: 4, mode: Mode::SERVER, stratum, reference_id: RefId(refid), ..Header::default() }
+    }
+
+    #[test]
+    fn kiss_codes_are_ascii_and_only_at_stratum_zero_from_servers() {
+        assert_eq!(reply(0, *b"RATE").kiss_code(), Some(KissCode::RATE));
+        assert_eq!(reply(0, *b"ACST").kiss_code().map(KissCode::as_text).as_deref(), Some("ACST"));
+        assert_eq!(reply(0, [b'X', 0, 0, 0]).kiss_code().map(KissCode::as_text).as_deref(), Some("X"));
+        // An unsynchronised chronyd: stratum 0 with its old upstream 127.0.8.11 as refid.
+        assert_eq!(reply(0, [127, 0, 8, 11]).kiss_code(), None);
+        assert_eq!(reply(0, [0, 0, 0, 0]).kiss_code(), None);
+        assert_eq!(reply(2, *b"RATE").kiss_code(), None);
+        let request = Header { mode: Mode::CLIENT, ..reply(0, *b"INIT") };
+        assert_eq!(request.kiss_code(), None);
     }
 }

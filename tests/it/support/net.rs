@@ -39,8 +39,11 @@ fn random() -> u64 {
 
 fn random_loopback() -> Ipv4Addr {
     let r = random();
-    // 127.1.0.1 – 127.254.255.254: avoids 127.0.0.x, which system services and manual runs use.
-    Ipv4Addr::new(127, 1 + (r % 254) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8)
+    // 127.1.0.1 – 127.254.255.254: avoids 127.0.0.x, which system services and manual runs use,
+    // and 127.127.x.x, which NTP reserves for reference-clock pseudo-addresses.
+    let second = 1 + (r % 253) as u8;
+    let second = if second >= 127 { second + 1 } else { second };
+    Ipv4Addr::new(127, second, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8)
 }
 
 fn free(addr: Ipv4Addr, port: u16, tcp_too: bool) -> bool {

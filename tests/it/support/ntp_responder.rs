@@ -62,6 +62,16 @@ impl Responder {
     pub fn start(behaviour: Behaviour) -> Self {
         let addr = super::net::endpoint();
         let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind responder {addr}: {e}"));
+        Self::serve(socket, behaviour)
+    }
+
+    /// Starts a responder on `addr` (e.g. `[::1]:PORT`); `None` when it cannot be bound.
+    pub fn start_at(addr: SocketAddr, behaviour: Behaviour) -> Option<Self> {
+        UdpSocket::bind(addr).ok().map(|socket| Self::serve(socket, behaviour))
+    }
+
+    fn serve(socket: UdpSocket, behaviour: Behaviour) -> Self {
+        let addr = socket.local_addr().expect("bound address");
         socket.set_read_timeout(Some(Duration::from_millis(50))).expect("read timeout");
         let queries = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
