@@ -104,15 +104,16 @@ struct ControlDetail {
     mode7_response_bytes: usize,
 }
 
-fn read_targets(args: &AuditArgs) -> anyhow::Result<Vec<String>> {
-    let mut out = args.servers.clone();
+/// The servers to audit, each with where it came from (`FILE:LINE` for a targets file).
+fn read_targets(args: &AuditArgs) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let mut out: Vec<(String, Option<String>)> = args.servers.iter().map(|s| (s.clone(), None)).collect();
     if let Some(path) = &args.targets {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read targets file {}", path.display()))?;
-        for line in text.lines() {
+        for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if !line.is_empty() {
-                out.push(line.to_string());
+                out.push((line.to_string(), Some(format!("{}:{}", path.display(), i + 1))));
             }
         }
     }
@@ -129,10 +130,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         bail!("--timeout must be a positive number of seconds");
     }
     let mut targets = Vec::new();
-    for raw in &raw_targets {
-        let t = Target::parse(raw, &[Method::Ntp]).with_context(|| format!("bad server {raw:?}"))?;
+    for (raw, origin) in &raw_targets {
+        let at = origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default();
+        let t = Target::parse(raw, &[Method::Ntp]).with_context(|| format!("{at}bad server {raw:?}"))?;
         if t.methods != [Method::Ntp] {
-            bail!("server {raw:?}: only NTP servers can be audited");
+            bail!("{at}server {raw:?}: only NTP servers can be audited");
         }
         targets.push(t);
     }

@@ -127,6 +127,20 @@ fn broken_targets_files_are_refused_before_anything_is_sent() {
     }
 }
 
+#[test]
+fn audit_bad_targets_file_names_file_and_line() {
+    // Regression: `audit --targets` used to say only `bad server "..."`, without file or line.
+    for (file, needle) in TARGETS {
+        let path = bad(file);
+        let p = path.to_str().unwrap();
+        let args = ["audit", "--targets", p];
+        let (got, _, stderr) = run(&args);
+        check(&args, 2, &[&format!("{file}:1: bad server")], "stderr", &stderr, got);
+        let target = needle.split('"').nth(1).unwrap();
+        assert!(stderr.contains(target), "{stderr}");
+    }
+}
+
 /// A UDP server answering every datagram with `replies` (each sent in turn), counting queries.
 struct UdpJunk {
     addr: SocketAddr,
