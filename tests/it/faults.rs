@@ -371,6 +371,10 @@ fn sigkill_mid_run_leaves_a_consistent_store_with_every_committed_probe() {
     assert!(stored.len() >= surely_done, "stored {} < {surely_done} answered well before SIGKILL", stored.len());
     assert!(stored.len() <= replies, "stored {} > {replies} replies", stored.len());
     assert!(stored.iter().all(|o| o.error.is_none()), "only completed probes are rows");
+    eprintln!(
+        "SIGKILL: {} rows stored, {replies} replies sent, {surely_done} answered > 650 ms before the kill",
+        stored.len()
+    );
     // A new run completes the rest: each target exactly once over both runs.
     let (out, _) = finish(survey(dir.path(), &targets, &db, &["--samples", "1", "--concurrency", "4"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
