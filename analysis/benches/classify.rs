@@ -68,8 +68,11 @@ fn gen_cell(method: Method, n: usize, per_class: usize, seed: u64) -> Vec<(Class
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
+    // then it only smoke-tests itself on a few series instead of printing the full figures.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let seed = env_usize("BENCH_SEED", 20_261_122) as u64;
-    let per_class = env_usize("BENCH_SERIES", 100);
+    let per_class = if smoke { 2 } else { env_usize("BENCH_SERIES", 100) };
     let params = ClassifierParams::default();
     let lengths = [6usize, 10, 30, 200, 2000];
     println!("# Classifier accuracy on the timeaudit generator (seed {seed}, {per_class} series per class and cell)\n");
@@ -123,7 +126,7 @@ fn main() {
     }
 
     // Throughput.
-    let total = env_usize("BENCH_THROUGHPUT", 100_000);
+    let total = if smoke { 200 } else { env_usize("BENCH_THROUGHPUT", 100_000) };
     if total == 0 {
         return;
     }
