@@ -48,8 +48,11 @@ pub const EXIT_SIGTERM: u8 = 143;
 
 /// Rows per store transaction at most.
 pub const BATCH_ROWS: usize = 64;
-/// Longest a completed probe waits before its batch is committed.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest a completed probe waits before its batch is committed. Zero means group commit: a
+/// probe is committed as soon as no other completed probe is already waiting, so a batch holds
+/// only what completed while the previous transaction was being written, and a killed run loses
+/// at most the rows of the one transaction in flight.
+pub const BATCH_INTERVAL: Duration = Duration::ZERO;
 /// Slack added to a probe's own time budget before it is cut off.
 pub const PROBE_SLACK: Duration = Duration::from_secs(1);
 
