@@ -10,8 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use timeaudit_analysis::lab::dns::{self, DnsName};
 use timeaudit_analysis::lab::reply::{http_date, ntp_reply};
 use timeaudit_analysis::lab::{Behaviour, LabClock};
-use timeaudit_analysis::ntp::{Header, Mode, NtpSample, NtpTimestamp};
-use timeaudit_analysis::observation::{Method, Observation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
@@ -243,83 +241,6 @@ async fn serve_dns(sock: UdpSocket, names: Vec<DnsName>) {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
         if let Some(reply) = dns::answer(&buf[..n], &names) {
             let _ = sock.send_to(&reply, peer).await;
-        }
-    }
-}
-
-/// One SNTP exchange with `server` (the lab's own check of its servers, and the demo's reader
-/// of its clocks): returns an [`Observation`] with the offset interval, or with `error` set to
-/// `timeout` / `bad_reply`.
-pub async fn query_ntp(target: &str, server: SocketAddr, timeout: Duration) -> Observation {
-    let mut obs = Observation {
-        target: target.to_string(),
-        address: server.ip().to_string(),
-        method: Some(Method::Ntp),
-        port: Some(server.port()),
-        samples: Some(1),
-        ..Observation::default()
-    };
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal address");
-    let sock = match UdpSocket::bind(bind).await {
-        Ok(s) => s,
-        Err(_) => {
-            obs.error = Some("socket".into());
-            return obs;
-        }
-    };
-    let t1 = now_unix();
-    let t1_ts = NtpTimestamp::from_unix(t1);
-    let req = Header { version: 4, mode: Mode::CLIENT, transmit_ts: t1_ts, ..Header::default() };
-    obs.t_send = t1;
-    if sock.send_to(&req.encode(), server).await.is_err() {
-        obs.error = Some("refused".into());
-        return obs;
-    }
-    let mut buf = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let got = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
-        let t4 = now_unix();
-        match got {
-            Err(_) => {
-                obs.t_recv = t4;
-                obs.error = Some("timeout".into());
-                return obs;
-            }
-            Ok(Err(_)) => {
-                obs.t_recv = t4;
-                obs.error = Some("refused".into());
-                return obs;
-            }
-            Ok(Ok((n, from))) => {
-                if from != server {
-                    continue;
-                }
-                obs.t_recv = t4;
-                let Ok(h) = Header::decode(&buf[..n]) else {
-                    obs.error = Some("bad_reply".into());
-                    return obs;
-                };
-                if h.mode != Mode::SERVER || h.origin_ts != t1_ts {
-                    continue;
-                }
-                let s = NtpSample { t1: t1_ts, t2: h.receive_ts, t3: h.transmit_ts, t4: NtpTimestamp::from_unix(t4) };
-                let iv = s.interval();
-                obs.offset = Some(iv.midpoint());
-                obs.offset_lo = Some(iv.lo);
-                obs.offset_hi = Some(iv.hi);
-                obs.delay = Some(s.delay().to_seconds());
-                obs.stratum = Some(h.stratum);
-                obs.refid = Some(h.refid_text());
-                obs.leap = Some(h.leap.0);
-                obs.version = Some(h.version);
-                obs.poll = Some(h.poll);
-                obs.precision = Some(h.precision);
-                obs.root_delay = Some(h.root_delay.to_seconds());
-                obs.root_dispersion = Some(h.root_dispersion.to_seconds());
-                obs.reference_time = Some(h.reference_ts.to_unix_near(t4));
-                return obs;
-            }
         }
     }
 }
