@@ -144,6 +144,19 @@ pub struct StoredObservation {
     pub obs: Observation,
 }
 
+impl StoredObservation {
+    /// Builds a stored observation from one row's observation cells (in
+    /// [`columns::OBSERVATION_COLUMNS`] order); a bad value names the store, column and row.
+    pub fn from_row(store: &str, id: i64, run_id: i64, cells: Vec<columns::Cell>) -> Result<Self, StoreError> {
+        let obs = columns::from_cells(cells).map_err(|(column, message)| StoreError::BadValue {
+            store: store.to_string(),
+            column: format!("{column} (row {id})"),
+            message,
+        })?;
+        Ok(Self { id, run_id, obs })
+    }
+}
+
 /// A target and its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetRecord {

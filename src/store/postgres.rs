@@ -4,7 +4,7 @@
 //! The driver is async (tokio-postgres); this backend owns a small runtime of its own, so call it
 //! from outside any tokio runtime.
 
-use super::columns::{Cell, Kind, OBSERVATION_COLUMNS, from_cells, quoted_list, to_cells};
+use super::columns::{Cell, Kind, OBSERVATION_COLUMNS, quoted_list, to_cells};
 use super::{
     DueKey, ProbeRow, RunInfo, RunSummary, SCHEMA_VERSION, Store, StoreError, StoredObservation, TargetRecord,
 };
@@ -366,12 +366,7 @@ impl Store for PgStore {
                     Kind::Real => r.get::<_, Option<f64>>(i + 2).map_or(Cell::Null, Cell::Real),
                 })
                 .collect();
-            let obs = from_cells(cells).map_err(|(column, message)| StoreError::BadValue {
-                store: self.name.clone(),
-                column: format!("{column} (row {id})"),
-                message,
-            })?;
-            each(StoredObservation { id, run_id, obs })?;
+            each(StoredObservation::from_row(&self.name, id, run_id, cells)?)?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! `PRAGMA user_version`, migrations applied in one transaction each, observations protected
 //! against UPDATE and DELETE by triggers.
 
-use super::columns::{Cell, OBSERVATION_COLUMNS, from_cells, quoted_list, to_cells};
+use super::columns::{Cell, OBSERVATION_COLUMNS, quoted_list, to_cells};
 use super::{
     DueKey, ProbeRow, RunInfo, RunSummary, SCHEMA_VERSION, Store, StoreError, StoredObservation, TargetRecord,
 };
@@ -377,12 +377,7 @@ impl Store for SqliteStore {
             let cells = (0..OBSERVATION_COLUMNS.len())
                 .map(|i| r.get_ref(i + 2).map(sql_to_cell))
                 .collect::<Result<Vec<_>, _>>()?;
-            let obs = from_cells(cells).map_err(|(column, message)| StoreError::BadValue {
-                store: self.name.clone(),
-                column: format!("{column} (row {id})"),
-                message,
-            })?;
-            each(StoredObservation { id, run_id, obs })?;
+            each(StoredObservation::from_row(&self.name, id, run_id, cells)?)?;
         }
         Ok(())
     }
