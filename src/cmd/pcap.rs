@@ -10,19 +10,16 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
-use timeaudit_analysis::capture::load::{
-    ChronyRateLimit, FrameDigest, LoadAnalyzer, LoadConfig, NtpdDiscard, digest_frame,
-};
+use timeaudit_analysis::capture::load::{ChronyRateLimit, LoadConfig, NtpdDiscard};
 use timeaudit_analysis::capture::record::{FrameClass, NtpFrame, classify_frame};
 use timeaudit_analysis::capture::report::{DEFAULT_PRICE_PER_GB, LoadReport, ReportOptions, build_report};
 use timeaudit_analysis::ntp::NtpMessage;
-use timeaudit_probes::capture::{CaptureError, CaptureFile, Frame, order_files};
+use timeaudit_probes::capture::{FileRead, analyse_files, order_files, read_frames};
 
 /// Captures larger than this (bytes on disk, all files) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
-/// Frames between two progress updates.
-const PROGRESS_EVERY_FRAMES: u64 = 1 << 16;
+/// Default number of threads: the CPUs, at most this many (each thread reads every file).
+const DEFAULT_MAX_THREADS: usize = 8;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -79,9 +76,9 @@ pub struct PcapArgs {
     /// ntpd `discard minimum` to simulate (seconds).
     #[arg(long, default_value_t = 2)]
     pub ntpd_minimum: u32,
-    /// Threads: 1 reads and aggregates in turn, 2 reads and dissects on one thread while the
-    /// other aggregates (default: 2 when the machine has two CPUs or more).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Threads: each reads every file and aggregates its share of the clients (results do not
+    /// depend on the number). Default: the number of CPUs, at most 8.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=64))]
     pub threads: Option<u8>,
 }
 
@@ -157,69 +154,6 @@ fn packet_line(f: &NtpFrame<'_>) -> PacketLine {
     line
 }
 
-/// Frames per batch handed from the reading thread to the aggregating one.
-const BATCH_FRAMES: usize = 4096;
-/// Batches queued between the two threads (bounds memory: ~80 bytes per frame).
-const BATCHES_IN_FLIGHT: usize = 8;
-
-/// Reads every file in order, calling `on_frame` for each frame; reports damage as warnings.
-/// Returns how each file went and the number of frames read.
-fn read_all(
-    ordered: Vec<(PathBuf, Result<Option<i64>, CaptureError>)>,
-    progress: Option<&ProgressBar>,
-    mut on_frame: impl FnMut(Frame<'_>),
-) -> (Vec<FileRead>, u64) {
-    let mut reads = Vec::new();
-    let mut total_frames = 0u64;
-    let mut done_bytes = 0u64;
-    for (path, first) in ordered {
-        let name = path.display().to_string();
-        if let Err(e) = first {
-            eprintln!("timeaudit: warning: {e}");
-            reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-            continue;
-        }
-        let mut file = match CaptureFile::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("timeaudit: warning: {e}");
-                reads.push(FileRead { file: name, frames: 0, error: Some(e.to_string()) });
-                continue;
-            }
-        };
-        let mut error = None;
-        loop {
-            match file.next_frame() {
-                Ok(Some(frame)) => on_frame(frame),
-                Ok(None) => break,
-                Err(damage) => {
-                    let msg = format!("{name}: {damage} ({} frames read before it)", file.frames());
-                    eprintln!("timeaudit: warning: {msg}");
-                    error = Some(msg);
-                    break;
-                }
-            }
-            if let Some(pb) = progress
-                && file.frames() % PROGRESS_EVERY_FRAMES == 0
-            {
-                pb.set_position(done_bytes + file.raw_position());
-            }
-        }
-        done_bytes += file.file_len();
-        total_frames += file.frames();
-        reads.push(FileRead { file: name, frames: file.frames(), error });
-    }
-    (reads, total_frames)
-}
-
-/// How reading one file went.
-#[derive(Debug, Serialize)]
-struct FileRead {
-    file: String,
-    frames: u64,
-    error: Option<String>,
-}
-
 /// Runs the pcap subcommand.
 pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
     let format = args.format.unwrap_or(if args.packets { OutputFormat::Jsonl } else { OutputFormat::Table });
@@ -232,7 +166,6 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
     if !(args.price_per_gb.is_finite() && args.price_per_gb >= 0.0) {
         bail!("--price-per-gb must be a non-negative number, got {}", args.price_per_gb);
     }
-    let ordered = order_files(&args.files);
     let total_bytes: u64 = args.files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let progress = (std::io::stderr().is_terminal() && total_bytes >= PROGRESS_MIN_BYTES).then(|| {
         let pb = ProgressBar::new(total_bytes);
@@ -249,14 +182,20 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         ntpd: NtpdDiscard { average: args.ntpd_average, minimum: args.ntpd_minimum },
         ..LoadConfig::default()
     };
-    let mut analyzer = LoadAnalyzer::new(cfg);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let threads =
-        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u8));
-    let (reads, total_frames, analyzer) = if args.packets {
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_THREADS)),
+        usize::from,
+    );
+    let on_progress = |bytes: u64| {
+        if let Some(pb) = &progress {
+            pb.set_position(bytes);
+        }
+    };
+    let (reads, analysis) = if args.packets {
         let mut write_err = None;
-        let r = read_all(ordered, progress.as_ref(), |frame| {
+        let reads = read_frames(&order_files(&args.files), &on_progress, |frame| {
             if write_err.is_some() {
                 return;
             }
@@ -272,61 +211,32 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = write_err {
             return Err(e.context("writing packets"));
         }
-        (r.0, r.1, analyzer)
-    } else if threads < 2 {
-        let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
-        let r = read_all(ordered, progress.as_ref(), |frame| {
-            batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
-            if batch.len() == BATCH_FRAMES {
-                analyzer.add_batch(&batch);
-                batch.clear();
-            }
-        });
-        analyzer.add_batch(&batch);
-        (r.0, r.1, analyzer)
+        (reads, None)
     } else {
-        // Two stages: this thread reads and dissects, a second one aggregates.
-        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<FrameDigest>>(BATCHES_IN_FLIGHT);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<FrameDigest>>();
-        std::thread::scope(|scope| {
-            let aggregator = scope.spawn(move || {
-                let mut a = analyzer;
-                for mut batch in full_rx {
-                    a.add_batch(&batch);
-                    batch.clear();
-                    let _ = empty_tx.send(batch);
-                }
-                a
-            });
-            let mut batch: Vec<FrameDigest> = Vec::with_capacity(BATCH_FRAMES);
-            let r = read_all(ordered, progress.as_ref(), |frame| {
-                batch.push(digest_frame(frame.linktype, frame.ts_ns, frame.orig_len, frame.data));
-                if batch.len() == BATCH_FRAMES {
-                    let next = empty_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
-                    let _ = full_tx.send(std::mem::replace(&mut batch, next));
-                }
-            });
-            let _ = full_tx.send(batch);
-            drop(full_tx);
-            let a = aggregator.join().map_err(|_| anyhow::anyhow!("the aggregation thread panicked"))?;
-            anyhow::Ok((r.0, r.1, a))
-        })?
+        let analysis = analyse_files(&args.files, cfg, threads, &on_progress);
+        (analysis.files.clone(), Some(analysis))
     };
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
+    for r in &reads {
+        if let Some(e) = &r.error {
+            eprintln!("timeaudit: warning: {e}");
+        }
+    }
+    let total_frames: u64 = reads.iter().map(|r| r.frames).sum();
     if total_frames == 0 && reads.iter().any(|r| r.error.is_some()) {
         bail!("nothing could be read from {} file(s)", reads.len());
     }
-    if args.packets {
+    let Some(analysis) = analysis else {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
-    }
+    };
 
     // Full client and prefix tables only when they are written out.
     let client_rows = if args.out_dir.is_some() { None } else { Some(args.top) };
     let opts = ReportOptions { price_per_gb: args.price_per_gb, client_rows, ..ReportOptions::default() };
-    let report = build_report(analyzer.finish(), &opts);
+    let report = build_report(analysis.load, &opts);
     if let Some(dir) = &args.out_dir {
         write_tables(&report, dir, args.table_format)?;
     }

@@ -4,11 +4,12 @@
 //! `discard`/`limited`. Memory grows with distinct clients (and capture minutes), never with
 //! packets; the per-packet path does not allocate once a client is known.
 
-use super::record::{FrameClass, MacKind, NtpKind, PacketSummary, classify_frame};
-use super::stats::{AddrHashBuilder, HIST_BINS, Log2Histogram, P2Median};
+use super::frame::{Dissection, dissect};
+use super::record::{MacKind, NTP_PORT, NtpKind, PacketSummary};
+use super::stats::{AddrHashBuilder, HIST_BINS, HIST_MIN_LOG2, Log2Histogram, P2Median, log2_bin};
 use crate::ntp::KissCode;
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// NTP packets buffered (as fixed-size summaries) to detect the server before aggregating, when
 /// no server was given.
@@ -113,10 +114,42 @@ impl Default for LoadConfig {
     }
 }
 
-/// No request seen yet (sentinel of [`ClientState::last_request_ns`]).
-const NONE_NS: i64 = i64::MIN;
+/// The client of an NTP packet between `src` and `dst`: the side that is not the server (the
+/// server itself on a host talking to itself); `None` when the server is on neither side.
+pub fn client_of(server: Option<IpAddr>, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
+    match server {
+        Some(s) if dst == s => Some(src),
+        Some(s) if src == s => Some(dst),
+        _ => None,
+    }
+}
 
-/// Counters of one client (one IP address), kept while streaming (about 250 bytes).
+/// Splits clients over `count` aggregators (threads): the one a client belongs to, `0..count`.
+pub fn shard_of(client: IpAddr, count: usize) -> usize {
+    if count <= 1 {
+        return 0;
+    }
+    let h = match client {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+        }
+    };
+    let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    ((h >> 32) % count as u64) as usize
+}
+
+/// NTP packets queued for aggregation (see [`LoadAnalyzer::drain_queue`]).
+const QUEUE_LEN: usize = 64;
+/// No client number (not looked up, or a new client).
+const NOT_FOUND: u32 = u32::MAX;
+/// No request seen yet (sentinel of [`StreamClient::last_request_ns`]).
+const NONE_NS: i64 = i64::MIN;
+/// [`StreamClient::cold`] of a client without a cold record.
+const NO_COLD: u32 = u32::MAX;
+
+/// What the report needs of one client (one IP address), built when the stream ends.
 #[derive(Clone, Debug)]
 pub struct ClientState {
     /// Address.
@@ -133,7 +166,6 @@ pub struct ClientState {
     pub first_ns: i64,
     /// Last packet to or from it.
     pub last_ns: i64,
-    last_request_ns: i64,
     min_interval: i64,
     /// Median interval between requests, seconds.
     pub median: P2Median,
@@ -149,45 +181,79 @@ pub struct ClientState {
     pub control_requests: u32,
     /// Monlist requests it sent.
     pub monlist_requests: u32,
-    chrony_tokens: f32,
-    chrony_limited: u32,
     /// Requests chrony's ratelimit would have dropped.
     pub chrony_dropped: u32,
-    ntpd_leak: i32,
     /// Requests ntpd's discard/limited would have dropped.
     pub ntpd_dropped: u32,
 }
 
 impl ClientState {
-    fn new(addr: IpAddr, ts: i64, chrony: &ChronyRateLimit) -> Self {
+    /// Shortest interval between two requests, nanoseconds.
+    pub fn min_interval_ns(&self) -> Option<i64> {
+        (self.min_interval != i64::MAX).then_some(self.min_interval)
+    }
+}
+
+/// The streaming state of one client: what every request updates, in 144 bytes (three cache
+/// lines with its hash-table key), because the per-packet cost of a 300,000-client capture is
+/// the memory traffic of these records. Counters that few clients need (KoD received, mode 6/7,
+/// histogram bins past 255) live in a [`ColdClient`] allocated on first use.
+#[derive(Clone, Copy, Debug)]
+struct StreamClient {
+    first_ns: i64,
+    last_ns: i64,
+    last_request_ns: i64,
+    min_interval: i64,
+    bytes_in: u64,
+    bytes_out: u64,
+    requests: u32,
+    responses: u32,
+    median: P2Median,
+    /// Histogram bins while they fit a byte; the cold record's once one overflows.
+    histogram: [u8; HIST_BINS],
+    cold: u32,
+    chrony_tokens: f32,
+    chrony_limited: u32,
+    chrony_dropped: u32,
+    ntpd_leak: i32,
+    ntpd_dropped: u32,
+    versions: u8,
+    modes: u8,
+}
+
+/// The rarely needed counters of a client.
+#[derive(Clone, Copy, Debug, Default)]
+struct ColdClient {
+    /// The full histogram, in use once a byte bin would overflow (`histogram_full`).
+    histogram: Log2Histogram,
+    histogram_full: bool,
+    kod_received: u32,
+    control_requests: u32,
+    monlist_requests: u32,
+}
+
+impl StreamClient {
+    fn new(ts: i64, chrony: &ChronyRateLimit) -> Self {
         Self {
-            addr,
-            requests: 0,
-            responses: 0,
-            bytes_in: 0,
-            bytes_out: 0,
             first_ns: ts,
             last_ns: ts,
             last_request_ns: NONE_NS,
             min_interval: i64::MAX,
+            bytes_in: 0,
+            bytes_out: 0,
+            requests: 0,
+            responses: 0,
             median: P2Median::default(),
-            histogram: Log2Histogram::default(),
-            versions: 0,
-            modes: 0,
-            kod_received: 0,
-            control_requests: 0,
-            monlist_requests: 0,
+            histogram: [0; HIST_BINS],
+            cold: NO_COLD,
             chrony_tokens: chrony.burst as f32,
             chrony_limited: 0,
             chrony_dropped: 0,
             ntpd_leak: 0,
             ntpd_dropped: 0,
+            versions: 0,
+            modes: 0,
         }
-    }
-
-    /// Shortest interval between two requests, nanoseconds.
-    pub fn min_interval_ns(&self) -> Option<i64> {
-        (self.min_interval != i64::MAX).then_some(self.min_interval)
     }
 
     fn touch(&mut self, ts: i64) {
@@ -195,7 +261,33 @@ impl ClientState {
         self.last_ns = self.last_ns.max(ts);
     }
 
-    fn request(&mut self, ts: i64, kind: &NtpKind, cfg: &LoadConfig) {
+    fn cold<'c>(&mut self, cold: &'c mut Vec<ColdClient>) -> &'c mut ColdClient {
+        if self.cold == NO_COLD {
+            self.cold = cold.len() as u32;
+            cold.push(ColdClient::default());
+        }
+        &mut cold[self.cold as usize]
+    }
+
+    fn count_interval(&mut self, iv: i64, cold: &mut Vec<ColdClient>) {
+        let bin = (log2_bin(iv) - HIST_MIN_LOG2) as usize;
+        if self.cold == NO_COLD || !cold[self.cold as usize].histogram_full {
+            if self.histogram[bin] < u8::MAX {
+                self.histogram[bin] += 1;
+                return;
+            }
+            let bins = self.histogram;
+            let c = self.cold(cold);
+            c.histogram_full = true;
+            for (full, b) in c.histogram.0.iter_mut().zip(bins) {
+                *full = u32::from(b);
+            }
+        }
+        let c = &mut cold[self.cold as usize];
+        c.histogram.0[bin] = c.histogram.0[bin].saturating_add(1);
+    }
+
+    fn request(&mut self, ts: i64, kind: &NtpKind, rules: &Rules, cold: &mut Vec<ColdClient>) {
         self.requests += 1;
         if let Some(v) = kind.version() {
             self.versions |= 1 << (v & 7);
@@ -204,10 +296,11 @@ impl ClientState {
             self.modes |= 1 << (m & 7);
         }
         match kind {
-            NtpKind::Control { .. } => self.control_requests += 1,
+            NtpKind::Control { .. } => self.cold(cold).control_requests += 1,
             NtpKind::Private { monlist, .. } => {
-                self.control_requests += 1;
-                self.monlist_requests += u32::from(*monlist);
+                let c = self.cold(cold);
+                c.control_requests += 1;
+                c.monlist_requests += u32::from(*monlist);
             }
             _ => {}
         }
@@ -218,27 +311,27 @@ impl ClientState {
             if iv >= 0 {
                 self.min_interval = self.min_interval.min(iv);
                 self.median.add(iv as f64 * 1e-9);
-                self.histogram.add(iv);
+                self.count_interval(iv, cold);
             }
         }
         self.last_request_ns = prev.max(ts);
-        self.simulate_chrony(ts, prev, &cfg.chrony);
-        self.simulate_ntpd(ts, prev, &cfg.ntpd);
+        self.simulate_chrony(ts, prev, rules);
+        self.simulate_ntpd(ts, prev, &rules.ntpd);
     }
 
     /// Token bucket: one token per 2^interval s, at most `burst`; a request without a token is
     /// dropped, except every 2^leak-th limited one (chrony leaks at random with that rate).
-    fn simulate_chrony(&mut self, ts: i64, prev: i64, rl: &ChronyRateLimit) {
+    fn simulate_chrony(&mut self, ts: i64, prev: i64, rules: &Rules) {
         if prev != NONE_NS {
             let elapsed = (ts - prev).max(0) as f64 * 1e-9;
-            let per_token = 2f64.powi(i32::from(rl.interval));
-            self.chrony_tokens = (f64::from(self.chrony_tokens) + elapsed / per_token).min(f64::from(rl.burst)) as f32;
+            self.chrony_tokens =
+                (f64::from(self.chrony_tokens) + elapsed * rules.chrony_tokens_per_s).min(rules.chrony_burst) as f32;
         }
         if self.chrony_tokens >= 1.0 {
             self.chrony_tokens -= 1.0;
         } else {
             self.chrony_limited += 1;
-            if !self.chrony_limited.is_multiple_of(1u32 << rl.leak.min(31)) {
+            if self.chrony_limited & rules.chrony_leak_mask != 0 {
                 self.chrony_dropped += 1;
             }
         }
@@ -265,60 +358,174 @@ impl ClientState {
         };
         self.ntpd_leak = next as i32;
     }
+
+    fn finish(&self, addr: IpAddr, cold: &[ColdClient]) -> ClientState {
+        let c = cold.get(self.cold as usize).copied().unwrap_or_default();
+        let histogram = if c.histogram_full {
+            c.histogram
+        } else {
+            let mut h = Log2Histogram::default();
+            for (full, b) in h.0.iter_mut().zip(self.histogram) {
+                *full = u32::from(b);
+            }
+            h
+        };
+        ClientState {
+            addr,
+            requests: self.requests,
+            responses: self.responses,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            first_ns: self.first_ns,
+            last_ns: self.last_ns,
+            min_interval: self.min_interval,
+            median: self.median,
+            histogram,
+            versions: self.versions,
+            modes: self.modes,
+            kod_received: c.kod_received,
+            control_requests: c.control_requests,
+            monlist_requests: c.monlist_requests,
+            chrony_dropped: self.chrony_dropped,
+            ntpd_dropped: self.ntpd_dropped,
+        }
+    }
 }
 
-/// Client records in fixed-size chunks: growing never copies (or doubles) the whole table.
+/// The rate-limit rules with what the per-request path needs precomputed.
+#[derive(Clone, Copy, Debug)]
+struct Rules {
+    chrony_tokens_per_s: f64,
+    chrony_burst: f64,
+    /// A limited request is answered when `limited & mask == 0` (one in 2^leak).
+    chrony_leak_mask: u32,
+    ntpd: NtpdDiscard,
+}
+
+impl Rules {
+    fn new(cfg: &LoadConfig) -> Self {
+        let leak = cfg.chrony.leak.min(31);
+        Self {
+            chrony_tokens_per_s: 2f64.powi(-i32::from(cfg.chrony.interval)),
+            chrony_burst: f64::from(cfg.chrony.burst),
+            chrony_leak_mask: (1u32 << leak) - 1,
+            ntpd: cfg.ntpd,
+        }
+    }
+}
+
+/// Client address → client number. IPv4 keys are 4 bytes (8-byte buckets): the index of
+/// 300,000 IPv4 clients stays around 4 MB and in cache, where 128-bit keys would take 16 MB.
 #[derive(Debug, Default)]
-pub struct ClientTable {
-    chunks: Vec<Vec<ClientState>>,
+struct AddrIndex {
+    v4: HashMap<u32, u32, AddrHashBuilder>,
+    v6: HashMap<u128, u32, AddrHashBuilder>,
+}
+
+impl AddrIndex {
+    fn get(&self, addr: IpAddr) -> Option<u32> {
+        match addr {
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
+        }
+    }
+
+    fn get_or_insert(&mut self, addr: IpAddr, next: u32) -> u32 {
+        match addr {
+            IpAddr::V4(a) => *self.v4.entry(u32::from(a)).or_insert(next),
+            IpAddr::V6(a) => *self.v6.entry(u128::from(a)).or_insert(next),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (IpAddr, u32)> + '_ {
+        let v4 = self.v4.iter().map(|(&k, &i)| (IpAddr::V4(Ipv4Addr::from(k)), i));
+        v4.chain(self.v6.iter().map(|(&k, &i)| (IpAddr::V6(Ipv6Addr::from(k)), i)))
+    }
+}
+
+/// A vector in fixed-size chunks: growing never copies (or doubles) what it holds, so a table of
+/// 300,000 clients never exists twice during a resize.
+#[derive(Debug)]
+struct ChunkedVec<T> {
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
 const CHUNK: usize = 1 << 14;
 
-impl ClientTable {
-    fn push(&mut self, c: ClientState) {
+impl<T> Default for ChunkedVec<T> {
+    fn default() -> Self {
+        Self { chunks: Vec::new(), len: 0 }
+    }
+}
+
+impl<T> ChunkedVec<T> {
+    fn push(&mut self, item: T) {
         if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         if let Some(last) = self.chunks.last_mut() {
-            last.push(c);
+            last.push(item);
         }
         self.len += 1;
     }
 
-    fn get_mut(&mut self, i: usize) -> &mut ClientState {
-        &mut self.chunks[i / CHUNK][i % CHUNK]
+    fn len(&self) -> usize {
+        self.len
     }
 
+    /// The items in order, each chunk freed once passed.
+    fn into_iter(self) -> impl Iterator<Item = T> {
+        self.chunks.into_iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<usize> for ChunkedVec<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for ChunkedVec<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+/// Every client, in order of first appearance (ties by address).
+#[derive(Debug, Default)]
+pub struct ClientTable(Vec<ClientState>);
+
+impl ClientTable {
     /// Number of clients.
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 
     /// The clients in order of first appearance.
-    pub fn iter(&self) -> impl Iterator<Item = &ClientState> + '_ {
-        self.chunks.iter().flatten()
+    pub fn iter(&self) -> std::slice::Iter<'_, ClientState> {
+        self.0.iter()
     }
 }
 
 impl std::ops::Index<usize> for ClientTable {
     type Output = ClientState;
     fn index(&self, i: usize) -> &ClientState {
-        &self.chunks[i / CHUNK][i % CHUNK]
+        &self.0[i]
     }
 }
 
 impl<'a> IntoIterator for &'a ClientTable {
     type Item = &'a ClientState;
-    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<ClientState>>>;
+    type IntoIter = std::slice::Iter<'a, ClientState>;
     fn into_iter(self) -> Self::IntoIter {
-        self.chunks.iter().flatten()
+        self.0.iter()
     }
 }
 
@@ -393,52 +600,76 @@ pub struct Totals {
     pub non_ntp_frames: u64,
 }
 
-/// A frame reduced to what the aggregation needs: fixed size, owned, cheap to send between
-/// threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameDigest {
-    /// An NTP packet.
-    Ntp(PacketSummary),
-    /// Anything else.
-    Other {
-        /// Capture timestamp, ns.
-        ts_ns: i64,
-        /// Frame length on the wire.
-        wire_len: u32,
-        /// What it is.
-        kind: OtherFrame,
-    },
-}
-
-/// A frame that is not an NTP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OtherFrame {
-    /// A non-first IP fragment.
-    Fragment,
-    /// Other UDP, other IP, not IP.
-    NotNtp,
-    /// Cut inside the named header.
-    Truncated(&'static str),
-    /// Unknown link type.
-    UnsupportedLink,
-}
-
-/// Dissects and decodes one frame into a [`FrameDigest`].
-pub fn digest_frame(link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) -> FrameDigest {
-    let kind = match classify_frame(link, ts_ns, wire_len, data) {
-        FrameClass::Ntp(f) => return FrameDigest::Ntp(f.summary()),
-        FrameClass::Fragment => OtherFrame::Fragment,
-        FrameClass::OtherUdp | FrameClass::OtherIp | FrameClass::NotIp => OtherFrame::NotNtp,
-        FrameClass::Truncated(what) => OtherFrame::Truncated(what),
-        FrameClass::UnsupportedLink(_) => OtherFrame::UnsupportedLink,
-    };
-    FrameDigest::Other { ts_ns, wire_len, kind }
+impl Totals {
+    /// Adds the plain counters of `other` (those the streaming path counts; the maps, ratios
+    /// and time span are derived in [`LoadAnalyzer::finish`]).
+    fn add_counters(&mut self, o: &Totals) {
+        let Totals {
+            packets,
+            bytes,
+            ntp_packets,
+            ntp_bytes,
+            ntp_payload_bytes,
+            duration_s: _,
+            first_ts: _,
+            last_ts: _,
+            requests,
+            responses,
+            unique_clients: _,
+            modes: _,
+            versions: _,
+            kod: _,
+            malformed,
+            malformed_by_reason: _,
+            bytes_in,
+            bytes_out,
+            out_in_ratio: _,
+            server_egress_bytes,
+            extension_fields,
+            packets_with_extensions,
+            packets_with_mac,
+            crypto_naks,
+            mode6_packets,
+            mode7_packets,
+            monlist_responses,
+            server_upstream_packets,
+            other_ntp_packets,
+            ip_fragments,
+            truncated_frames: _,
+            unsupported_link_frames,
+            non_ntp_frames,
+        } = o;
+        self.packets += packets;
+        self.bytes += bytes;
+        self.ntp_packets += ntp_packets;
+        self.ntp_bytes += ntp_bytes;
+        self.ntp_payload_bytes += ntp_payload_bytes;
+        self.requests += requests;
+        self.responses += responses;
+        self.malformed += malformed;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.server_egress_bytes += server_egress_bytes;
+        self.extension_fields += extension_fields;
+        self.packets_with_extensions += packets_with_extensions;
+        self.packets_with_mac += packets_with_mac;
+        self.crypto_naks += crypto_naks;
+        self.mode6_packets += mode6_packets;
+        self.mode7_packets += mode7_packets;
+        self.monlist_responses += monlist_responses;
+        self.server_upstream_packets += server_upstream_packets;
+        self.other_ntp_packets += other_ntp_packets;
+        self.ip_fragments += ip_fragments;
+        self.unsupported_link_frames += unsupported_link_frames;
+        self.non_ntp_frames += non_ntp_frames;
+    }
 }
 
 /// Streaming aggregator: feed frames (or NTP summaries) in capture order, then [`Self::finish`].
 #[derive(Debug)]
 pub struct LoadAnalyzer {
     cfg: LoadConfig,
+    rules: Rules,
     server: Option<IpAddr>,
     detecting: bool,
     pending: Vec<PacketSummary>,
@@ -446,7 +677,10 @@ pub struct LoadAnalyzer {
     first_ns: Option<i64>,
     last_ns: Option<i64>,
     index: AddrIndex,
-    clients: ClientTable,
+    clients: ChunkedVec<StreamClient>,
+    cold: Vec<ColdClient>,
+    /// NTP packets waiting to be aggregated, so that their clients can be looked up together.
+    queue: Vec<PacketSummary>,
     series_base: Option<i64>,
     series: Vec<u32>,
     series_dropped: u64,
@@ -460,51 +694,44 @@ pub struct LoadAnalyzer {
     kod: Vec<([u8; 4], u64)>,
 }
 
-/// Counts `key` in a short list (few distinct keys: reasons, kiss codes).
-fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+/// Counts `n` under `key` in a short list (few distinct keys: reasons, kiss codes).
+fn bump_by<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K, n: u64) {
     match counts.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((key, 1)),
+        Some((_, c)) => *c += n,
+        None => counts.push((key, n)),
     }
 }
 
-/// Client address → client number. IPv4 keys are 4 bytes (8-byte buckets): the index of
-/// 300,000 IPv4 clients stays around 4 MB and in cache, where 128-bit keys would take 16 MB.
-#[derive(Debug, Default)]
-struct AddrIndex {
-    v4: HashMap<u32, u32, AddrHashBuilder>,
-    v6: HashMap<u128, u32, AddrHashBuilder>,
-}
-
-impl AddrIndex {
-    fn get(&self, addr: IpAddr) -> Option<u32> {
-        match addr {
-            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
-            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
-        }
-    }
-
-    fn get_or_insert(&mut self, addr: IpAddr, next: u32) -> u32 {
-        match addr {
-            IpAddr::V4(a) => *self.v4.entry(u32::from(a)).or_insert(next),
-            IpAddr::V6(a) => *self.v6.entry(u128::from(a)).or_insert(next),
-        }
-    }
+fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    bump_by(counts, key, 1);
 }
 
 impl LoadAnalyzer {
-    /// A new aggregator.
+    /// A new aggregator; detects the server from the first packets unless `cfg.server` names it.
     pub fn new(cfg: LoadConfig) -> Self {
+        Self::with_server(cfg, cfg.server, cfg.server.is_none())
+    }
+
+    /// A new aggregator for a server already known (`None`: the capture has none), e.g. found
+    /// beforehand with [`detect_server`] by whoever splits a capture over several aggregators.
+    pub fn with_known_server(cfg: LoadConfig, server: Option<IpAddr>) -> Self {
+        Self::with_server(cfg, server, false)
+    }
+
+    fn with_server(cfg: LoadConfig, server: Option<IpAddr>, detecting: bool) -> Self {
         Self {
-            server: cfg.server,
-            detecting: cfg.server.is_none(),
+            rules: Rules::new(&cfg),
+            server,
+            detecting,
             cfg,
             pending: Vec::new(),
             totals: Totals::default(),
             first_ns: None,
             last_ns: None,
             index: AddrIndex::default(),
-            clients: ClientTable::default(),
+            clients: ChunkedVec::default(),
+            cold: Vec::new(),
+            queue: Vec::with_capacity(QUEUE_LEN),
             series_base: None,
             series: Vec::new(),
             series_dropped: 0,
@@ -525,63 +752,39 @@ impl LoadAnalyzer {
 
     /// Dissects one frame and accounts for it.
     pub fn add_frame(&mut self, link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) {
-        self.add_digest(digest_frame(link, ts_ns, wire_len, data));
-    }
-
-    /// Accounts for a batch of digests in order. Works in groups: first looks up the clients of
-    /// the whole group and reads a few fields of each (independent loads the CPU overlaps, so the
-    /// cache misses of 300,000-client tables are paid once per group rather than once per
-    /// packet), then aggregates each packet.
-    pub fn add_batch(&mut self, batch: &[FrameDigest]) {
-        const GROUP: usize = 16;
-        for group in batch.chunks(GROUP) {
-            if let (false, Some(server)) = (self.detecting, self.server) {
-                let mut found = [u32::MAX; GROUP];
-                for (slot, d) in found.iter_mut().zip(group) {
-                    if let FrameDigest::Ntp(s) = d {
-                        let client = if s.dst == server { s.src } else { s.dst };
-                        if let Some(i) = self.index.get(client) {
-                            *slot = i;
-                        }
-                    }
-                }
-                let mut touched = 0u64;
-                for &i in &found[..group.len()] {
-                    if i != u32::MAX {
-                        let c = &self.clients[i as usize];
-                        touched = touched
-                            .wrapping_add(u64::from(c.requests))
-                            .wrapping_add(c.last_request_ns as u64)
-                            .wrapping_add(u64::from(c.median.count()))
-                            .wrapping_add(u64::from(c.histogram.0[HIST_BINS / 2]))
-                            .wrapping_add(u64::from(c.ntpd_dropped));
-                    }
-                }
-                std::hint::black_box(touched);
-            }
-            for d in group {
-                self.add_digest(*d);
-            }
+        if let Some(s) = self.split_frame(link, ts_ns, wire_len, data) {
+            self.add_summary(s);
         }
     }
 
-    /// Accounts for a frame already dissected by [`digest_frame`] (which may run elsewhere,
-    /// e.g. on another thread).
-    pub fn add_digest(&mut self, d: FrameDigest) {
-        match d {
-            FrameDigest::Ntp(s) => {
-                self.count_frame(s.ts_ns, s.wire_len);
-                self.add_ntp(s);
+    /// Dissects one frame: accounts for it here unless it is an NTP packet, whose summary it
+    /// returns instead, to be given to [`Self::add_summary`] of this or another aggregator.
+    pub fn split_frame(&mut self, link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) -> Option<PacketSummary> {
+        let other = match dissect(link, data) {
+            Dissection::Udp(udp) if udp.sport == NTP_PORT || udp.dport == NTP_PORT => {
+                return Some(PacketSummary::from_udp(ts_ns, wire_len, &udp));
             }
-            FrameDigest::Other { ts_ns, wire_len, kind } => {
-                self.count_frame(ts_ns, wire_len);
-                match kind {
-                    OtherFrame::Fragment => self.totals.ip_fragments += 1,
-                    OtherFrame::NotNtp => self.totals.non_ntp_frames += 1,
-                    OtherFrame::Truncated(what) => bump(&mut self.truncated, what),
-                    OtherFrame::UnsupportedLink => self.totals.unsupported_link_frames += 1,
-                }
-            }
+            Dissection::Udp(_) | Dissection::OtherIp | Dissection::NotIp => None,
+            Dissection::Fragment { .. } => Some(OtherFrame::Fragment),
+            Dissection::Truncated(what) => Some(OtherFrame::Truncated(what)),
+            Dissection::UnsupportedLink(_) => Some(OtherFrame::UnsupportedLink),
+        };
+        self.count_frame(ts_ns, wire_len);
+        match other {
+            None => self.totals.non_ntp_frames += 1,
+            Some(OtherFrame::Fragment) => self.totals.ip_fragments += 1,
+            Some(OtherFrame::Truncated(what)) => bump(&mut self.truncated, what),
+            Some(OtherFrame::UnsupportedLink) => self.totals.unsupported_link_frames += 1,
+        }
+        None
+    }
+
+    /// Accounts for the frame of an NTP packet and the packet (from [`Self::split_frame`]).
+    pub fn add_summary(&mut self, s: PacketSummary) {
+        self.count_frame(s.ts_ns, s.wire_len);
+        self.queue.push(s);
+        if self.queue.len() == QUEUE_LEN {
+            self.drain_queue();
         }
     }
 
@@ -596,13 +799,49 @@ impl LoadAnalyzer {
     /// Accounts for one NTP packet (the frame itself must have gone through
     /// [`Self::count_frame`]).
     pub fn add_ntp(&mut self, s: PacketSummary) {
+        if !self.queue.is_empty() {
+            self.drain_queue();
+        }
+        self.add_ntp_now(s, NOT_FOUND);
+    }
+
+    /// Aggregates the queued packets in order. The clients of the whole group are looked up
+    /// first, then their records read in one tight loop: independent loads that the CPU
+    /// overlaps, so a 300,000-client table costs about one memory round trip per group of
+    /// packets rather than one per packet.
+    fn drain_queue(&mut self) {
+        let queue = std::mem::take(&mut self.queue);
+        let mut found = [NOT_FOUND; QUEUE_LEN];
+        if let (false, Some(server)) = (self.detecting, self.server) {
+            for (slot, s) in found.iter_mut().zip(&queue) {
+                let client = if s.dst == server { s.src } else { s.dst };
+                *slot = self.index.get(client).unwrap_or(NOT_FOUND);
+            }
+            let mut touched = 0i64;
+            for &i in &found[..queue.len()] {
+                if i != NOT_FOUND {
+                    let c = &self.clients[i as usize];
+                    touched = touched.wrapping_add(c.last_request_ns).wrapping_add(i64::from(c.versions));
+                }
+            }
+            std::hint::black_box(touched);
+        }
+        for (s, &i) in queue.iter().zip(&found) {
+            self.add_ntp_now(*s, i);
+        }
+        self.queue = queue;
+        self.queue.clear();
+    }
+
+    /// `known`: the client's number when the caller has looked it up (or [`NOT_FOUND`]).
+    fn add_ntp_now(&mut self, s: PacketSummary, known: u32) {
         if self.detecting {
             self.pending.push(s);
             if self.pending.len() >= self.cfg.detect_window.max(1) {
                 self.resolve_server();
             }
         } else {
-            self.aggregate(s);
+            self.aggregate(s, known);
         }
     }
 
@@ -611,20 +850,23 @@ impl LoadAnalyzer {
         self.server = detect_server(&self.pending);
         let pending = std::mem::take(&mut self.pending);
         for s in pending {
-            self.aggregate(s);
+            self.aggregate(s, NOT_FOUND);
         }
     }
 
-    fn client(&mut self, addr: IpAddr, ts: i64) -> &mut ClientState {
-        let next = self.clients.len as u32;
-        let idx = self.index.get_or_insert(addr, next);
-        if idx == next {
-            self.clients.push(ClientState::new(addr, ts, &self.cfg.chrony));
+    fn client(&mut self, addr: IpAddr, ts: i64, known: u32) -> &mut StreamClient {
+        if known != NOT_FOUND {
+            return &mut self.clients[known as usize];
         }
-        self.clients.get_mut(idx as usize)
+        let next = self.clients.len() as u32;
+        let i = self.index.get_or_insert(addr, next);
+        if i == next {
+            self.clients.push(StreamClient::new(ts, &self.cfg.chrony));
+        }
+        &mut self.clients[i as usize]
     }
 
-    fn aggregate(&mut self, s: PacketSummary) {
+    fn aggregate(&mut self, s: PacketSummary, known: u32) {
         let t = &mut self.totals;
         t.ntp_packets += 1;
         t.ntp_bytes += u64::from(s.wire_len);
@@ -661,11 +903,10 @@ impl LoadAnalyzer {
             t.other_ntp_packets += 1;
             return;
         };
-        let cfg = self.cfg;
         // Direction by the server's address; on a host talking to itself (loopback captures)
         // by the port: the side on port 123 is the server.
         let (to_server, from_server) = if s.src == server && s.dst == server {
-            (s.dport == 123 && s.sport != 123, s.sport == 123 && s.dport != 123)
+            (s.dport == NTP_PORT && s.sport != NTP_PORT, s.sport == NTP_PORT && s.dport != NTP_PORT)
         } else {
             (s.dst == server, s.src == server)
         };
@@ -681,12 +922,15 @@ impl LoadAnalyzer {
                 self.minute_tick(s.ts_ns);
             }
             self.totals.bytes_in += u64::from(s.wire_len);
-            let c = self.client(s.src, s.ts_ns);
+            let rules = self.rules;
+            let mut cold = std::mem::take(&mut self.cold);
+            let c = self.client(s.src, s.ts_ns, known);
             c.touch(s.ts_ns);
             c.bytes_in += u64::from(s.wire_len);
             if is_request {
-                c.request(s.ts_ns, &s.kind, &cfg);
+                c.request(s.ts_ns, &s.kind, &rules, &mut cold);
             }
+            self.cold = cold;
         } else if from_server {
             self.totals.server_egress_bytes += u64::from(s.wire_len);
             if matches!(s.kind, NtpKind::Time { mode: 1 | 3, .. }) {
@@ -706,11 +950,15 @@ impl LoadAnalyzer {
                 bump(&mut self.kod, k.0);
             }
             self.totals.bytes_out += u64::from(s.wire_len);
-            let c = self.client(s.dst, s.ts_ns);
+            let mut cold = std::mem::take(&mut self.cold);
+            let c = self.client(s.dst, s.ts_ns, known);
             c.touch(s.ts_ns);
             c.bytes_out += u64::from(s.wire_len);
             c.responses += u32::from(is_response);
-            c.kod_received += u32::from(kiss.is_some());
+            if kiss.is_some() {
+                c.cold(&mut cold).kod_received += 1;
+            }
+            self.cold = cold;
         } else {
             self.totals.other_ntp_packets += 1;
         }
@@ -733,6 +981,10 @@ impl LoadAnalyzer {
         }
         let (minute, count) = (self.cur_minute, self.cur_count);
         self.cur_count = 0;
+        self.add_to_series(minute, count);
+    }
+
+    fn add_to_series(&mut self, minute: i64, count: u32) {
         let base = *self.series_base.get_or_insert(minute);
         let mut idx = minute - base;
         if idx < 0 {
@@ -758,6 +1010,7 @@ impl LoadAnalyzer {
 
     /// Ends the stream and returns the aggregated load.
     pub fn finish(mut self) -> Load {
+        self.drain_queue();
         if self.detecting {
             self.resolve_server();
         }
@@ -774,7 +1027,15 @@ impl LoadAnalyzer {
         totals.truncated_frames = self.truncated.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         totals.malformed_by_reason = self.malformed.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         totals.kod = self.kod.iter().map(|(k, n)| (KissCode(*k).as_text(), *n)).collect();
-        totals.unique_clients = self.clients.len as u64;
+        let mut addrs = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED); self.clients.len()];
+        for (addr, i) in self.index.iter() {
+            addrs[i as usize] = addr;
+        }
+        drop(self.index);
+        let cold = self.cold;
+        let mut clients = Vec::with_capacity(self.clients.len());
+        clients.extend(self.clients.into_iter().zip(addrs).map(|(c, addr)| c.finish(addr, &cold)));
+        totals.unique_clients = clients.len() as u64;
         totals.first_ts = self.first_ns.map(ns_to_s);
         totals.last_ts = self.last_ns.map(ns_to_s);
         totals.duration_s = match (self.first_ns, self.last_ns) {
@@ -786,12 +1047,24 @@ impl LoadAnalyzer {
             config: self.cfg,
             server: self.server,
             totals,
-            clients: self.clients,
+            clients: ClientTable(clients),
+            span_ns: self.first_ns.zip(self.last_ns),
             minute_base: self.series_base.map(|m| m * 60),
             requests_per_minute: self.series,
             requests_outside_series: self.series_dropped,
         }
     }
+}
+
+/// A frame that is not an NTP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OtherFrame {
+    /// A non-first IP fragment.
+    Fragment,
+    /// Cut inside the named header.
+    Truncated(&'static str),
+    /// Unknown link type.
+    UnsupportedLink,
 }
 
 /// Unix seconds of a nanosecond timestamp.
@@ -836,12 +1109,72 @@ pub struct Load {
     pub totals: Totals,
     /// Every client, in order of first appearance.
     pub clients: ClientTable,
+    /// Capture timestamps (ns) of the first and last frame.
+    pub span_ns: Option<(i64, i64)>,
     /// Unix seconds of the first minute of `requests_per_minute`.
     pub minute_base: Option<i64>,
     /// Requests per minute from `minute_base`.
     pub requests_per_minute: Vec<u32>,
     /// Requests dated too far from the rest to be placed in the series.
     pub requests_outside_series: u64,
+}
+
+impl Load {
+    /// Folds in the load of the same capture's other frames and other clients, as another
+    /// aggregator counted them (see [`shard_of`]): the result is what one aggregator of all the
+    /// frames would have counted, except for the order of the clients.
+    pub fn merge(&mut self, other: Load) {
+        let t = &mut self.totals;
+        let o = other.totals;
+        t.add_counters(&o);
+        Self::add_counts(&mut t.modes, o.modes);
+        Self::add_counts(&mut t.versions, o.versions);
+        Self::add_counts(&mut t.kod, o.kod);
+        Self::add_counts(&mut t.malformed_by_reason, o.malformed_by_reason);
+        Self::add_counts(&mut t.truncated_frames, o.truncated_frames);
+        self.span_ns = match (self.span_ns, other.span_ns) {
+            (Some((f1, l1)), Some((f2, l2))) => Some((f1.min(f2), l1.max(l2))),
+            (a, b) => a.or(b),
+        };
+        t.first_ts = self.span_ns.map(|(f, _)| ns_to_s(f));
+        t.last_ts = self.span_ns.map(|(_, l)| ns_to_s(l));
+        t.duration_s = self.span_ns.map_or(0.0, |(f, l)| (l - f) as f64 * 1e-9);
+        t.out_in_ratio = (t.bytes_in > 0).then(|| t.bytes_out as f64 / t.bytes_in as f64);
+        t.unique_clients += o.unique_clients;
+        self.clients.0.extend(other.clients.0);
+        self.requests_outside_series += other.requests_outside_series;
+        self.merge_series(other.minute_base, &other.requests_per_minute);
+    }
+
+    fn add_counts<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+        for (k, n) in from {
+            *into.entry(k).or_insert(0) += n;
+        }
+    }
+
+    fn merge_series(&mut self, base: Option<i64>, counts: &[u32]) {
+        let Some(other_base) = base.map(|b| b / 60) else { return };
+        let Some(own_base) = self.minute_base.map(|b| b / 60) else {
+            self.minute_base = base;
+            self.requests_per_minute = counts.to_vec();
+            return;
+        };
+        let first = own_base.min(other_base);
+        let end = (own_base + self.requests_per_minute.len() as i64).max(other_base + counts.len() as i64);
+        let last = end.min(first + MAX_SERIES_MINUTES);
+        let mut merged = vec![0u32; (last - first) as usize];
+        for (b, series) in [(own_base, self.requests_per_minute.as_slice()), (other_base, counts)] {
+            for (i, &n) in series.iter().enumerate() {
+                let at = b + i as i64 - first;
+                match merged.get_mut(at as usize) {
+                    Some(slot) => *slot = slot.saturating_add(n),
+                    None => self.requests_outside_series += u64::from(n),
+                }
+            }
+        }
+        self.minute_base = Some(first * 60);
+        self.requests_per_minute = merged;
+    }
 }
 
 /// The network address of an address's /24 (IPv4) or /48 (IPv6).
@@ -872,8 +1205,41 @@ mod tests {
 
     #[test]
     fn per_client_state_stays_small() {
-        // 300,000 clients must fit well under 200 MB with the index.
+        // The streaming record of 300,000 clients is about 43 MB; the finished table must also
+        // fit beside it under 200 MB.
+        assert_eq!(std::mem::size_of::<StreamClient>(), 144);
         let size = std::mem::size_of::<ClientState>();
-        assert!(size <= 256, "ClientState is {size} bytes");
+        assert!(size <= 232, "ClientState is {size} bytes");
+    }
+
+    #[test]
+    fn histogram_bins_past_255_move_to_the_cold_record() {
+        let mut a = LoadAnalyzer::new(LoadConfig { server: Some(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
+        let request = |ts_ns: i64| PacketSummary {
+            ts_ns,
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([192, 0, 2, 1]),
+            sport: 40000,
+            dport: 123,
+            wire_len: 90,
+            udp_len: 48,
+            kind: NtpKind::Time { version: 4, mode: 3, stratum: 0, kiss: None, extensions: 0, mac: MacKind::None },
+        };
+        // 600 intervals of 2 s (bin 1), then 3 of 64 s (bin 6).
+        let mut ts = 0;
+        a.add_summary(request(ts));
+        for _ in 0..600 {
+            ts += 2 * NS_PER_S;
+            a.add_summary(request(ts));
+        }
+        for _ in 0..3 {
+            ts += 64 * NS_PER_S;
+            a.add_summary(request(ts));
+        }
+        let load = a.finish();
+        let c = &load.clients[0];
+        assert_eq!(c.histogram.to_compact_string(), "1:600 6:3");
+        assert_eq!(c.requests, 604);
+        assert_eq!(c.min_interval_ns(), Some(2 * NS_PER_S));
     }
 }

@@ -5,17 +5,17 @@
 use std::hash::{BuildHasher, Hasher};
 
 /// Streaming median (Jain & Chlamtac's P² algorithm): exact (to f32 precision) for up to 5
-/// observations, an estimate within the observed range afterwards; 44 bytes whatever the number
-/// of values.
+/// observations, an estimate within the observed range afterwards; 36 bytes whatever the number
+/// of values (the outer markers sit at positions 1 and n, so only the middle three are stored).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct P2Median {
     n: u32,
     q: [f32; 5],
-    pos: [i32; 5],
+    mid: [u32; 3],
 }
 
 impl P2Median {
-    const QUANTILES: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+    const QUANTILES: [f64; 3] = [0.25, 0.5, 0.75];
 
     /// Number of observations.
     pub fn count(&self) -> u32 {
@@ -29,7 +29,7 @@ impl P2Median {
             self.n += 1;
             if self.n == 5 {
                 self.q.sort_by(f32::total_cmp);
-                self.pos = [1, 2, 3, 4, 5];
+                self.mid = [2, 3, 4];
             }
             return;
         }
@@ -39,8 +39,7 @@ impl P2Median {
         self.q = heights.map(|h| h as f32);
     }
 
-    fn step(&mut self, heights: &mut [f64; 5], x: f64) {
-        let q = &mut *heights;
+    fn step(&mut self, q: &mut [f64; 5], x: f64) {
         let k = if x < q[0] {
             q[0] = x;
             0
@@ -56,29 +55,31 @@ impl P2Median {
             q[4] = x;
             3
         };
-        for p in &mut self.pos[k + 1..] {
+        // Markers above the cell of x move up by one; marker 4 (at n) always does.
+        for p in &mut self.mid[k.min(3)..] {
             *p += 1;
         }
         self.n += 1;
         let n = f64::from(self.n);
+        let mut pos = [1.0, f64::from(self.mid[0]), f64::from(self.mid[1]), f64::from(self.mid[2]), n];
         for i in 1..4 {
-            let desired = 1.0 + (n - 1.0) * Self::QUANTILES[i];
-            let d = desired - f64::from(self.pos[i]);
-            if (d >= 1.0 && self.pos[i + 1] - self.pos[i] > 1) || (d <= -1.0 && self.pos[i - 1] - self.pos[i] < -1) {
-                let s: i32 = if d > 0.0 { 1 } else { -1 };
-                let (qm, qi, qp) = (heights[i - 1], heights[i], heights[i + 1]);
-                let (nm, ni, np) = (f64::from(self.pos[i - 1]), f64::from(self.pos[i]), f64::from(self.pos[i + 1]));
-                let sf = f64::from(s);
+            let desired = 1.0 + (n - 1.0) * Self::QUANTILES[i - 1];
+            let d = desired - pos[i];
+            if (d >= 1.0 && pos[i + 1] - pos[i] > 1.0) || (d <= -1.0 && pos[i - 1] - pos[i] < -1.0) {
+                let sf: f64 = if d > 0.0 { 1.0 } else { -1.0 };
+                let (qm, qi, qp) = (q[i - 1], q[i], q[i + 1]);
+                let (nm, ni, np) = (pos[i - 1], pos[i], pos[i + 1]);
                 let parabolic = qi
                     + sf / (np - nm)
                         * ((ni - nm + sf) * (qp - qi) / (np - ni) + (np - ni - sf) * (qi - qm) / (ni - nm));
-                heights[i] = if qm < parabolic && parabolic < qp {
+                q[i] = if qm < parabolic && parabolic < qp {
                     parabolic
                 } else {
-                    let j = (i as i32 + s) as usize;
-                    qi + sf * (heights[j] - qi) / (f64::from(self.pos[j]) - ni)
+                    let j = if sf > 0.0 { i + 1 } else { i - 1 };
+                    qi + sf * (q[j] - qi) / (pos[j] - ni)
                 };
-                self.pos[i] += s;
+                pos[i] += sf;
+                self.mid[i - 1] = pos[i] as u32;
             }
         }
     }

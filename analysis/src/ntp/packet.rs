@@ -200,12 +200,7 @@ impl Header {
     /// synchronised yet, and stratum 0 with a binary refid is an unsynchronised server that kept
     /// its old upstream's address (chronyd does this): neither is a KoD.
     pub fn kiss_code(&self) -> Option<KissCode> {
-        let code = self.reference_id.0;
-        let len = code.iter().position(|&b| b == 0 || b == b' ').unwrap_or(4);
-        let plausible = len > 0
-            && code[..len].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            && code[len..].iter().all(|&b| b == 0 || b == b' ');
-        (self.stratum == 0 && self.mode.is_server_side() && plausible).then_some(KissCode(code))
+        kiss_code_of(self.mode, self.stratum, self.reference_id)
     }
 
     /// The refid rendered for this header's stratum (see [`RefId::display`]).
@@ -294,9 +289,22 @@ impl<'a> TimePacket<'a> {
     }
 }
 
+/// The kiss code of a header with this mode, stratum and refid (see [`Header::kiss_code`]).
+pub(crate) fn kiss_code_of(mode: Mode, stratum: u8, refid: RefId) -> Option<KissCode> {
+    if stratum != 0 || !mode.is_server_side() {
+        return None;
+    }
+    let code = refid.0;
+    let len = code.iter().position(|&b| b == 0 || b == b' ').unwrap_or(4);
+    let plausible = len > 0
+        && code[..len].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && code[len..].iter().all(|&b| b == 0 || b == b' ');
+    plausible.then_some(KissCode(code))
+}
+
 /// Splits what follows the 48-byte header into extension fields and a MAC (RFC 7822 §7.5):
 /// 4 remaining bytes are a crypto-NAK, 20 or 24 a MAC, anything else starts an extension field.
-fn split_trailer(rest: &[u8]) -> Result<(&[u8], u16, Option<Mac<'_>>), DecodeError> {
+pub(crate) fn split_trailer(rest: &[u8]) -> Result<(&[u8], u16, Option<Mac<'_>>), DecodeError> {
     let mut pos = 0usize;
     let mut count = 0u16;
     loop {
@@ -356,7 +364,7 @@ impl ControlHeader {
     /// Mode 6 READ_MRU (mrulist).
     pub const OP_READ_MRU: u8 = 10;
 
-    fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         if b.len() < CONTROL_HEADER_LEN {
             return Err(DecodeError::TooShort { needed: CONTROL_HEADER_LEN, got: b.len() });
         }
@@ -428,7 +436,7 @@ impl PrivateHeader {
         matches!(self.request_code, Self::MON_GETLIST | Self::MON_GETLIST_1)
     }
 
-    fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         if b.len() < PRIVATE_HEADER_LEN {
             return Err(DecodeError::TooShort { needed: PRIVATE_HEADER_LEN, got: b.len() });
         }

@@ -4,8 +4,10 @@
 //! memory does not grow with the file. A damaged file yields every frame before the damage and a
 //! [`Damage`] saying where and why reading stopped.
 
+mod analyse;
 mod reader;
 mod writer;
 
+pub use analyse::{CaptureAnalysis, FileRead, OrderedFiles, analyse_files, detect_server_in, read_frames};
 pub use reader::{CaptureError, CaptureFile, CaptureFormat, Damage, Frame, MAX_BLOCK_LEN, MAX_CAPLEN, order_files};
 pub use writer::{PcapWriter, WriterOptions};
