@@ -190,7 +190,8 @@ pub fn from_load_report(r: &crate::capture::report::LoadReport, files: &[String]
         versions: t.versions.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         kod: t.kod.clone(),
         malformed: t.malformed,
-        server: r.server.map(|s| s.to_string()),
+        server: (!r.servers.is_empty())
+            .then(|| r.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
     };
     let cost = r.cost.cost_per_year.map(|per_year| CostRow {
         price_per_gb: r.cost.price_per_gb,

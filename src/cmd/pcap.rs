@@ -10,7 +10,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use timeaudit_analysis::capture::load::{ChronyRateLimit, LoadConfig, NtpdDiscard};
+use timeaudit_analysis::capture::load::{ChronyRateLimit, LoadConfig, MAX_SERVER_ADDRS, NtpdDiscard, Servers};
 use timeaudit_analysis::capture::record::{FrameClass, NtpFrame, classify_frame};
 use timeaudit_analysis::capture::report::{DEFAULT_PRICE_PER_GB, LoadReport, ReportOptions, build_report};
 use timeaudit_analysis::ntp::NtpMessage;
@@ -39,9 +39,11 @@ pub struct PcapArgs {
     /// timeline, ordered by their first packet.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The server's address (default: the address answering most mode 3 requests from port 123).
-    #[arg(long)]
-    pub server: Option<IpAddr>,
+    /// The server's address; repeat it (or separate with commas) for each address of a
+    /// dual-stack or multi-homed server. Default: the address answering most mode 3 requests
+    /// from port 123, plus its address in the other family when that answers several clients.
+    #[arg(long, value_delimiter = ',')]
+    pub server: Vec<IpAddr>,
     /// Output format (default: table; jsonl with --packets).
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
@@ -177,7 +179,8 @@ pub fn run(args: PcapArgs) -> anyhow::Result<ExitCode> {
     });
 
     let cfg = LoadConfig {
-        server: args.server,
+        servers: Servers::new(&args.server)
+            .with_context(|| format!("--server: at most {MAX_SERVER_ADDRS} addresses"))?,
         chrony: ChronyRateLimit { interval: args.chrony_interval, burst: args.chrony_burst, leak: args.chrony_leak },
         ntpd: NtpdDiscard { average: args.ntpd_average, minimum: args.ntpd_minimum },
         ..LoadConfig::default()
@@ -312,7 +315,8 @@ fn render_tables(out: &mut impl Write, r: &LoadReport, reads: &[FileRead], top: 
             f.error.as_ref().map_or(String::new(), |e| format!(" — {e}"))
         )?;
     }
-    writeln!(out, "server {}", r.server.map_or("not found".to_string(), |s| s.to_string()))?;
+    let servers: Vec<String> = r.servers.iter().map(ToString::to_string).collect();
+    writeln!(out, "server {}", if servers.is_empty() { "not found".to_string() } else { servers.join(", ") })?;
     writeln!(
         out,
         "packets {} ({} bytes on the wire), NTP packets {}, duration {:.1} s",

@@ -6,11 +6,11 @@ use anyhow::Context;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use timeaudit_analysis::capture::load::ns_to_s;
-use timeaudit_analysis::capture::synth::{SynthCapture, SynthParams, client_addr};
+use timeaudit_analysis::capture::synth::{SynthCapture, SynthParams};
 use timeaudit_probes::capture::{PcapWriter, WriterOptions};
 
 /// Arguments of `timeaudit pcap-synth`.
@@ -30,9 +30,15 @@ pub struct PcapSynthArgs {
     /// PRNG seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Server address.
+    /// Server address (IPv4 clients).
     #[arg(long, default_value = "192.0.2.123")]
     pub server: Ipv4Addr,
+    /// Server address (IPv6 clients).
+    #[arg(long, default_value = "2001:db8::123")]
+    pub server6: Ipv6Addr,
+    /// Percent of clients on IPv6 (they talk to --server6).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub ipv6_percent: u32,
     /// Abusive (sub-second) clients per million.
     #[arg(long, default_value_t = 2000)]
     pub abusive_ppm: u32,
@@ -55,12 +61,13 @@ pub struct PcapSynthArgs {
 
 #[derive(Debug, Serialize)]
 struct TopClient {
-    address: Ipv4Addr,
+    address: IpAddr,
     requests: u32,
 }
 
 #[derive(Debug, Serialize)]
 struct Truth {
+    servers: Vec<IpAddr>,
     packets: u64,
     bytes: u64,
     requests: u64,
@@ -86,6 +93,8 @@ pub fn run(args: PcapSynthArgs) -> anyhow::Result<ExitCode> {
         duration_s: args.duration,
         seed: args.seed,
         server: args.server,
+        server_v6: args.server6,
+        ipv6_pct: args.ipv6_percent,
         abusive_ppm: args.abusive_ppm,
         minpoll_pct: args.minpoll_pct,
         backoff_pct: args.backoff_pct,
@@ -108,7 +117,7 @@ pub fn run(args: PcapSynthArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .enumerate()
         .filter(|(_, r)| **r > 0)
-        .map(|(i, r)| TopClient { address: client_addr(i as u32), requests: *r })
+        .map(|(i, r)| TopClient { address: params.client_addr(i as u32), requests: *r })
         .collect();
     top.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.address.cmp(&b.address)));
     top.truncate(args.top);
@@ -117,6 +126,7 @@ pub fn run(args: PcapSynthArgs) -> anyhow::Result<ExitCode> {
         kod.insert("RATE".to_string(), t.kod_rate);
     }
     let truth = Truth {
+        servers: params.servers(),
         packets: t.packets,
         bytes: t.bytes,
         requests: t.requests,

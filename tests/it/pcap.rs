@@ -392,8 +392,8 @@ fn synthetic_server_captures_give_back_their_known_totals() {
     let r = report(&[&plain], &["--top", "10"]);
     assert_eq!(r["server"], "192.0.2.123");
     assert_totals_match(&r, &truth, "pcap");
-    // One thread or two (reader and aggregator): the same report.
-    for threads in ["1", "2"] {
+    // One thread, or a reader and one or more aggregators: the same report.
+    for threads in ["1", "2", "4"] {
         assert_eq!(report(&[&plain], &["--top", "10", "--threads", threads]), r, "--threads {threads}");
     }
     // Same content as gzip, nanosecond big-endian: same totals.
@@ -415,28 +415,56 @@ fn synthetic_server_captures_give_back_their_known_totals() {
     let refs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
     assert_totals_match(&report(&refs, &["--top", "10"]), &truth, "rotated");
     // Requests per client, independently from tshark: every client's count.
-    // (Version 0 is not NTP: those are the generator's malformed packets.)
-    let rows = tshark::fields(
-        &plain,
-        &["ip.src", "ip.dst", "ntp.flags.mode", "ntp.ctrl.flags2.r", "ntp.priv.flags.r", "ntp.flags.vn"],
-    );
-    let mut want: BTreeMap<String, u64> = BTreeMap::new();
-    for r in &rows {
-        let request = r[5] != "0"
-            && match r[2].as_str() {
-                "3" => true,
-                "6" => r[3] == "0",
-                "7" => r[4] == "0",
-                _ => false,
-            };
-        if request && r[1] == "192.0.2.123" {
-            *want.entry(r[0].clone()).or_default() += 1;
-        }
-    }
+    let want = tshark_requests_per_client(&plain, &["192.0.2.123"]);
     let out = dir.join("tables");
     let r = report(&[&plain], &["--top", "0", "--out-dir", out.to_str().unwrap()]);
     assert_eq!(r["clients"].as_array().unwrap().len(), 0);
-    let csv = std::fs::read_to_string(out.join("clients.csv")).unwrap();
+    let got = requests_in_clients_csv(&out);
+    let differ: Vec<_> = want.iter().filter(|(a, n)| got.get(*a) != Some(n)).take(5).collect();
+    assert!(differ.is_empty(), "requests per client differ from tshark's count: {differ:?}");
+    assert_eq!(got.len(), want.len());
+    for table in ["prefixes", "what_if", "traffic_cdf", "client_types", "rate_per_minute"] {
+        assert!(out.join(format!("{table}.csv")).exists(), "{table}.csv");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Requests per client as tshark decodes them (version 0 is not NTP: the generator's malformed
+/// packets), for a server at `servers`, IPv4 and IPv6.
+fn tshark_requests_per_client(file: &Path, servers: &[&str]) -> BTreeMap<String, u64> {
+    let rows = tshark::fields(
+        file,
+        &[
+            "ip.src",
+            "ip.dst",
+            "ipv6.src",
+            "ipv6.dst",
+            "ntp.flags.mode",
+            "ntp.ctrl.flags2.r",
+            "ntp.priv.flags.r",
+            "ntp.flags.vn",
+        ],
+    );
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &rows {
+        let request = r[7] != "0"
+            && match r[4].as_str() {
+                "3" => true,
+                "6" => r[5] == "0",
+                "7" => r[6] == "0",
+                _ => false,
+            };
+        let (src, dst) = if r[0].is_empty() { (&r[2], &r[3]) } else { (&r[0], &r[1]) };
+        if request && servers.contains(&dst.as_str()) {
+            *want.entry(src.clone()).or_default() += 1;
+        }
+    }
+    want
+}
+
+/// `address → requests` of a `clients.csv` written by `--out-dir` (clients with requests only).
+fn requests_in_clients_csv(dir: &Path) -> BTreeMap<String, u64> {
+    let csv = std::fs::read_to_string(dir.join("clients.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let (ai, ri) =
@@ -449,12 +477,44 @@ fn synthetic_server_captures_give_back_their_known_totals() {
             got.insert(cells[ai].to_string(), n);
         }
     }
-    let differ: Vec<_> = want.iter().filter(|(a, n)| got.get(*a) != Some(n)).take(5).collect();
-    assert!(differ.is_empty(), "requests per client differ from tshark's count: {differ:?}");
-    assert_eq!(got.len(), want.len());
-    for table in ["prefixes", "what_if", "traffic_cdf", "client_types", "rate_per_minute"] {
-        assert!(out.join(format!("{table}.csv")).exists(), "{table}.csv");
+    got
+}
+
+#[test]
+fn dual_stack_server_capture_counts_both_families_as_tshark_does() {
+    let dir = tempdir("dual");
+    let file = dir.join("d.pcap");
+    let truth = synth(&file, &["--clients", "2000", "--packets", "40000", "--ipv6-percent", "35", "--top", "10"]);
+    assert_eq!(truth["servers"], serde_json::json!(["192.0.2.123", "2001:db8::123"]));
+    // Both addresses detected; every client of either family counted.
+    let r = report(&[&file], &["--top", "10"]);
+    assert_eq!(r["servers"], truth["servers"]);
+    assert_eq!(r["server"], "192.0.2.123");
+    assert_totals_match(&r, &truth, "dual stack");
+    assert_eq!(r["totals"]["other_ntp_packets"], 0);
+    let want = tshark_requests_per_client(&file, &["192.0.2.123", "2001:db8::123"]);
+    assert!(want.keys().filter(|a| a.contains(':')).count() > 500, "IPv6 clients in the capture");
+    // Any number of threads: the same full tables.
+    let mut tables = Vec::new();
+    for threads in ["1", "2", "3", "5"] {
+        let out = dir.join(format!("tables-{threads}"));
+        let r = report(&[&file], &["--top", "10", "--threads", threads, "--out-dir", out.to_str().unwrap()]);
+        assert_totals_match(&r, &truth, &format!("--threads {threads}"));
+        let got = requests_in_clients_csv(&out);
+        let differ: Vec<_> = want.iter().filter(|(a, n)| got.get(*a) != Some(n)).take(5).collect();
+        assert!(differ.is_empty(), "--threads {threads}: requests per client differ from tshark's: {differ:?}");
+        assert_eq!(got.len(), want.len());
+        tables.push(
+            ["clients", "prefixes", "what_if", "traffic_cdf", "client_types", "rate_per_minute"]
+                .map(|t| std::fs::read_to_string(out.join(format!("{t}.csv"))).unwrap()),
+        );
     }
+    assert!(tables.windows(2).all(|w| w[0] == w[1]), "tables differ between thread counts");
+    // Given only the IPv4 address, the IPv6 half is traffic of other hosts.
+    let v4 = report(&[&file], &["--top", "10", "--server", "192.0.2.123"]);
+    assert_eq!(v4["servers"], serde_json::json!(["192.0.2.123"]));
+    let v6_requests: u64 = want.iter().filter(|(a, _)| a.contains(':')).map(|(_, n)| n).sum();
+    assert_eq!(v4["totals"]["requests"].as_u64().unwrap(), truth["requests"].as_u64().unwrap() - v6_requests);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

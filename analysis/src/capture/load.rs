@@ -90,8 +90,9 @@ impl Default for ClientTypeParams {
 /// Configuration of the aggregation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadConfig {
-    /// The server's address; detected from the traffic when `None`.
-    pub server: Option<IpAddr>,
+    /// The server's addresses (one per family for a dual-stack server); detected from the
+    /// traffic when empty.
+    pub servers: Servers,
     /// NTP packets buffered for server detection.
     pub detect_window: usize,
     /// chrony rate-limit simulation.
@@ -105,7 +106,7 @@ pub struct LoadConfig {
 impl Default for LoadConfig {
     fn default() -> Self {
         Self {
-            server: None,
+            servers: Servers::NONE,
             detect_window: DEFAULT_DETECT_WINDOW,
             chrony: ChronyRateLimit::default(),
             ntpd: NtpdDiscard::default(),
@@ -114,13 +115,81 @@ impl Default for LoadConfig {
     }
 }
 
+/// At most this many addresses make up one server ([`Servers`]).
+pub const MAX_SERVER_ADDRS: usize = 8;
+
+/// The addresses of the server a capture is analysed for: one for most servers, one per address
+/// family for a dual-stack one, more for a multi-homed one (at most [`MAX_SERVER_ADDRS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Servers {
+    addrs: [IpAddr; MAX_SERVER_ADDRS],
+    len: u8,
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl Servers {
+    /// No address.
+    pub const NONE: Self = Self { addrs: [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_SERVER_ADDRS], len: 0 };
+
+    /// The distinct addresses of `addrs`, in order; `None` when there are more than
+    /// [`MAX_SERVER_ADDRS`].
+    pub fn new(addrs: &[IpAddr]) -> Option<Self> {
+        let mut set = Self::NONE;
+        for &a in addrs {
+            if set.contains(a) {
+                continue;
+            }
+            *set.addrs.get_mut(usize::from(set.len))? = a;
+            set.len += 1;
+        }
+        Some(set)
+    }
+
+    /// One address.
+    pub fn one(addr: IpAddr) -> Self {
+        let mut set = Self::NONE;
+        set.addrs[0] = addr;
+        set.len = 1;
+        set
+    }
+
+    /// Whether `addr` is one of the server's.
+    #[inline]
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.as_slice().contains(&addr)
+    }
+
+    /// The addresses, the primary (detected first, or given first) first.
+    pub fn as_slice(&self) -> &[IpAddr] {
+        &self.addrs[..usize::from(self.len)]
+    }
+
+    /// The primary address.
+    pub fn primary(&self) -> Option<IpAddr> {
+        self.as_slice().first().copied()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// The client of an NTP packet between `src` and `dst`: the side that is not the server (the
 /// server itself on a host talking to itself); `None` when the server is on neither side.
-pub fn client_of(server: Option<IpAddr>, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
-    match server {
-        Some(s) if dst == s => Some(src),
-        Some(s) if src == s => Some(dst),
-        _ => None,
+#[inline]
+pub fn client_of(servers: &Servers, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
+    if servers.contains(dst) {
+        Some(src)
+    } else if servers.contains(src) {
+        Some(dst)
+    } else {
+        None
     }
 }
 
@@ -670,7 +739,7 @@ impl Totals {
 pub struct LoadAnalyzer {
     cfg: LoadConfig,
     rules: Rules,
-    server: Option<IpAddr>,
+    servers: Servers,
     detecting: bool,
     pending: Vec<PacketSummary>,
     totals: Totals,
@@ -707,21 +776,22 @@ fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
 }
 
 impl LoadAnalyzer {
-    /// A new aggregator; detects the server from the first packets unless `cfg.server` names it.
+    /// A new aggregator; detects the server from the first packets unless `cfg.servers` names it.
     pub fn new(cfg: LoadConfig) -> Self {
-        Self::with_server(cfg, cfg.server, cfg.server.is_none())
+        Self::with_servers(cfg, cfg.servers, cfg.servers.is_empty())
     }
 
-    /// A new aggregator for a server already known (`None`: the capture has none), e.g. found
-    /// beforehand with [`detect_server`] by whoever splits a capture over several aggregators.
-    pub fn with_known_server(cfg: LoadConfig, server: Option<IpAddr>) -> Self {
-        Self::with_server(cfg, server, false)
+    /// A new aggregator for a server already known (none: the capture has no server), e.g.
+    /// found beforehand with [`detect_servers`] by whoever splits a capture over several
+    /// aggregators.
+    pub fn with_known_servers(cfg: LoadConfig, servers: Servers) -> Self {
+        Self::with_servers(cfg, servers, false)
     }
 
-    fn with_server(cfg: LoadConfig, server: Option<IpAddr>, detecting: bool) -> Self {
+    fn with_servers(cfg: LoadConfig, servers: Servers, detecting: bool) -> Self {
         Self {
             rules: Rules::new(&cfg),
-            server,
+            servers,
             detecting,
             cfg,
             pending: Vec::new(),
@@ -745,9 +815,9 @@ impl LoadAnalyzer {
         }
     }
 
-    /// The server, once known.
-    pub fn server(&self) -> Option<IpAddr> {
-        self.server
+    /// The server's addresses, once known.
+    pub fn servers(&self) -> Servers {
+        self.servers
     }
 
     /// Dissects one frame and accounts for it.
@@ -812,10 +882,11 @@ impl LoadAnalyzer {
     fn drain_queue(&mut self) {
         let queue = std::mem::take(&mut self.queue);
         let mut found = [NOT_FOUND; QUEUE_LEN];
-        if let (false, Some(server)) = (self.detecting, self.server) {
+        if !self.detecting && !self.servers.is_empty() {
             for (slot, s) in found.iter_mut().zip(&queue) {
-                let client = if s.dst == server { s.src } else { s.dst };
-                *slot = self.index.get(client).unwrap_or(NOT_FOUND);
+                if let Some(client) = client_of(&self.servers, s.src, s.dst) {
+                    *slot = self.index.get(client).unwrap_or(NOT_FOUND);
+                }
             }
             let mut touched = 0i64;
             for &i in &found[..queue.len()] {
@@ -847,7 +918,7 @@ impl LoadAnalyzer {
 
     fn resolve_server(&mut self) {
         self.detecting = false;
-        self.server = detect_server(&self.pending);
+        self.servers = detect_servers(&self.pending);
         let pending = std::mem::take(&mut self.pending);
         for s in pending {
             self.aggregate(s, NOT_FOUND);
@@ -899,16 +970,11 @@ impl LoadAnalyzer {
                 }
             }
         }
-        let Some(server) = self.server else {
-            t.other_ntp_packets += 1;
-            return;
-        };
-        // Direction by the server's address; on a host talking to itself (loopback captures)
+        // Direction by the server's addresses; on a host talking to itself (loopback captures)
         // by the port: the side on port 123 is the server.
-        let (to_server, from_server) = if s.src == server && s.dst == server {
-            (s.dport == NTP_PORT && s.sport != NTP_PORT, s.sport == NTP_PORT && s.dport != NTP_PORT)
-        } else {
-            (s.dst == server, s.src == server)
+        let (to_server, from_server) = match (self.servers.contains(s.dst), self.servers.contains(s.src)) {
+            (true, true) => (s.dport == NTP_PORT && s.sport != NTP_PORT, s.sport == NTP_PORT && s.dport != NTP_PORT),
+            direction => direction,
         };
         if to_server {
             if matches!(s.kind, NtpKind::Time { mode: 2 | 4, .. }) {
@@ -1045,7 +1111,7 @@ impl LoadAnalyzer {
         totals.out_in_ratio = (totals.bytes_in > 0).then(|| totals.bytes_out as f64 / totals.bytes_in as f64);
         Load {
             config: self.cfg,
-            server: self.server,
+            servers: self.servers,
             totals,
             clients: ClientTable(clients),
             span_ns: self.first_ns.zip(self.last_ns),
@@ -1098,13 +1164,43 @@ pub fn detect_server(packets: &[PacketSummary]) -> Option<IpAddr> {
     best(|c| c.0).or_else(|| best(|c| c.2)).or_else(|| best(|c| c.1))
 }
 
+/// A second address of the server in the other family answers mode 3 from port 123 to at least
+/// this many distinct addresses (an upstream answering the server's own queries answers one).
+pub const MIN_CLIENTS_OF_SECOND_FAMILY: usize = 2;
+
+/// The server's addresses as seen in the packets: the primary by [`detect_server`]; a dual-stack
+/// server's address in the other family is, of that family's addresses sending mode 4 replies
+/// from port 123, the one answering the most distinct addresses, when that is at least
+/// [`MIN_CLIENTS_OF_SECOND_FAMILY`].
+pub fn detect_servers(packets: &[PacketSummary]) -> Servers {
+    let Some(primary) = detect_server(packets) else { return Servers::NONE };
+    let mut answered: HashMap<IpAddr, std::collections::HashSet<IpAddr>> = HashMap::new();
+    for s in packets {
+        if matches!(s.kind, NtpKind::Time { mode: 4, .. })
+            && s.sport == NTP_PORT
+            && s.src.is_ipv4() != primary.is_ipv4()
+        {
+            answered.entry(s.src).or_default().insert(s.dst);
+        }
+    }
+    let second = answered
+        .iter()
+        .filter(|(_, to)| to.len() >= MIN_CLIENTS_OF_SECOND_FAMILY)
+        .max_by(|(a, ta), (b, tb)| ta.len().cmp(&tb.len()).then(b.cmp(a)))
+        .map(|(a, _)| *a);
+    match second {
+        Some(other) => Servers::new(&[primary, other]).unwrap_or(Servers::one(primary)),
+        None => Servers::one(primary),
+    }
+}
+
 /// The aggregated load of a capture, before reporting.
 #[derive(Debug)]
 pub struct Load {
     /// The configuration used.
     pub config: LoadConfig,
-    /// The server (given or detected).
-    pub server: Option<IpAddr>,
+    /// The server's addresses (given or detected).
+    pub servers: Servers,
     /// Totals.
     pub totals: Totals,
     /// Every client, in order of first appearance.
@@ -1214,7 +1310,8 @@ mod tests {
 
     #[test]
     fn histogram_bins_past_255_move_to_the_cold_record() {
-        let mut a = LoadAnalyzer::new(LoadConfig { server: Some(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
+        let mut a =
+            LoadAnalyzer::new(LoadConfig { servers: Servers::one(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
         let request = |ts_ns: i64| PacketSummary {
             ts_ns,
             src: IpAddr::from([10, 0, 0, 1]),

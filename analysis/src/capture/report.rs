@@ -288,6 +288,8 @@ pub struct MinuteRow {
 pub struct LoadReport {
     /// Server analysed.
     pub server: Option<IpAddr>,
+    /// All of the server's addresses (a dual-stack server has one per family).
+    pub servers: Vec<IpAddr>,
     /// Totals.
     pub totals: Totals,
     /// Cost model.
@@ -526,7 +528,8 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     let aberrant_minutes = rate_per_minute.iter().filter(|m| m.aberrant).count() as u64;
 
     LoadReport {
-        server: load.server,
+        server: load.servers.primary(),
+        servers: load.servers.as_slice().to_vec(),
         totals,
         cost,
         clients,
@@ -543,7 +546,7 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::load::{LoadAnalyzer, LoadConfig};
+    use crate::capture::load::{LoadAnalyzer, LoadConfig, Servers};
     use crate::capture::record::{NtpKind, PacketSummary};
 
     const S: i64 = 1_000_000_000;
@@ -584,7 +587,8 @@ mod tests {
     }
 
     fn analyze(packets: &[PacketSummary]) -> LoadReport {
-        let mut a = LoadAnalyzer::new(LoadConfig { server: Some(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
+        let mut a =
+            LoadAnalyzer::new(LoadConfig { servers: Servers::one(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
         for p in packets {
             a.count_frame(p.ts_ns, p.wire_len);
             a.add_ntp(*p);

@@ -1,12 +1,12 @@
 //! Synthetic NTP server captures with known totals: a deterministic generator of Ethernet/IPv4/UDP
-//! frames for one server and many clients — Zipf-like query counts, 64 s pollers stuck at
+//! and Ethernet/IPv6/UDP frames for one (dual-stack) server and many clients — Zipf-like query counts, 64 s pollers stuck at
 //! minpoll, clients backing off to 1024 s, abusive sub-second clients answered partly with KoD
 //! RATE, a few mode 6 and mode 7 (monlist) exchanges, and some malformed requests. Every emitted
 //! frame is tallied in [`SynthTruth`], which tests compare with what the analyzer reads back.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const NS: i64 = 1_000_000_000;
 /// Seconds from 1900 to 1970.
@@ -25,8 +25,12 @@ pub struct SynthParams {
     pub start_unix: i64,
     /// PRNG seed.
     pub seed: u64,
-    /// Server address.
+    /// Server address (IPv4 clients).
     pub server: Ipv4Addr,
+    /// Server address (IPv6 clients).
+    pub server_v6: Ipv6Addr,
+    /// Share of clients on IPv6, percent (client `i` is when `i % 100 < ipv6_pct`).
+    pub ipv6_pct: u32,
     /// Share of abusive clients (sub-second polling), per million.
     pub abusive_ppm: u32,
     /// Share of clients stuck at minpoll (64 s), percent.
@@ -48,6 +52,8 @@ impl Default for SynthParams {
             start_unix: 1_700_000_000,
             seed: 1,
             server: Ipv4Addr::new(192, 0, 2, 123),
+            server_v6: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x123),
+            ipv6_pct: 0,
             abusive_ppm: 2000,
             minpoll_pct: 20,
             backoff_pct: 30,
@@ -161,9 +167,37 @@ pub struct SynthCapture {
     truth: SynthTruth,
 }
 
-/// Address of client `i`: 10.0.0.0/8 from 10.0.0.1 on.
-pub fn client_addr(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(0x0a00_0001u32.wrapping_add(i))
+impl SynthParams {
+    /// Address of client `i`: IPv4 ones in 10.0.0.0/8 from 10.0.0.1 on; IPv6 ones
+    /// `2001:db8:N::i` with 64 clients per /48 (N = i / 64).
+    pub fn client_addr(&self, i: u32) -> IpAddr {
+        if i % 100 < self.ipv6_pct {
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, (i / 64) as u16, 0, 0, 0, (i >> 16) as u16, i as u16))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0001u32.wrapping_add(i)))
+        }
+    }
+
+    /// The client number of an address made by [`Self::client_addr`].
+    pub fn client_number(&self, addr: IpAddr) -> Option<u32> {
+        let i = match addr {
+            IpAddr::V4(a) => u32::from(a).checked_sub(0x0a00_0001)?,
+            IpAddr::V6(a) => {
+                let s = a.segments();
+                (u32::from(s[6]) << 16) | u32::from(s[7])
+            }
+        };
+        (i < self.clients && self.client_addr(i) == addr).then_some(i)
+    }
+
+    /// The server's addresses: IPv4, and IPv6 when some clients are.
+    pub fn servers(&self) -> Vec<IpAddr> {
+        let mut out = vec![IpAddr::V4(self.server)];
+        if self.ipv6_pct > 0 {
+            out.push(IpAddr::V6(self.server_v6));
+        }
+        out
+    }
 }
 
 impl SynthCapture {
@@ -230,8 +264,7 @@ impl SynthCapture {
             return None;
         }
         let c = self.clients[i as usize];
-        let client = client_addr(i);
-        let server = self.p.server;
+        let client = self.p.client_addr(i);
         let client_port = 32768 + (i % 28000) as u16;
         buf.clear();
         let from_client = event == Event::Request;
@@ -335,9 +368,17 @@ impl SynthCapture {
                 }
             }
         };
-        let (src, dst, sport, dport) =
-            if from_client { (client, server, client_port, 123) } else { (server, client, 123, client_port) };
-        write_ethernet_ipv4_udp(buf, src, dst, sport, dport, &payload[..plen]);
+        let ports = if from_client { (client_port, 123) } else { (123, client_port) };
+        match client {
+            IpAddr::V4(c) => {
+                let (src, dst) = if from_client { (c, self.p.server) } else { (self.p.server, c) };
+                write_ethernet_ipv4_udp(buf, src, dst, ports.0, ports.1, &payload[..plen]);
+            }
+            IpAddr::V6(c) => {
+                let (src, dst) = if from_client { (c, self.p.server_v6) } else { (self.p.server_v6, c) };
+                write_ethernet_ipv6_udp(buf, src, dst, ports.0, ports.1, &payload[..plen]);
+            }
+        }
         let t = &mut self.truth;
         t.packets += 1;
         t.bytes += buf.len() as u64;
@@ -402,6 +443,52 @@ pub fn write_ethernet_ipv4_udp(
     buf.extend_from_slice(payload);
 }
 
+/// Appends an Ethernet II / IPv6 / UDP frame carrying `payload` to `buf`, with the UDP
+/// checksum IPv6 requires.
+pub fn write_ethernet_ipv6_udp(
+    buf: &mut Vec<u8>,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) {
+    buf.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd]);
+    let udp_len = (8 + payload.len()) as u16;
+    buf.extend_from_slice(&[0x60, 0, 0, 0]);
+    buf.extend_from_slice(&udp_len.to_be_bytes());
+    buf.extend_from_slice(&[17, 64]);
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    // Pseudo-header (addresses, length, next header) plus the UDP header and payload.
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for w in bytes.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&src.octets());
+    add(&dst.octets());
+    add(&u32::from(udp_len).to_be_bytes());
+    add(&[0, 0, 0, 17]);
+    add(&sport.to_be_bytes());
+    add(&dport.to_be_bytes());
+    add(&udp_len.to_be_bytes());
+    add(payload);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let checksum = match !(sum as u16) {
+        0 => 0xffff,
+        c => c,
+    };
+    buf.extend_from_slice(&sport.to_be_bytes());
+    buf.extend_from_slice(&dport.to_be_bytes());
+    buf.extend_from_slice(&udp_len.to_be_bytes());
+    buf.extend_from_slice(&checksum.to_be_bytes());
+    buf.extend_from_slice(payload);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +506,7 @@ mod tests {
         }
         let t = g.truth().clone();
         let load = a.finish();
-        assert_eq!(load.server, Some(std::net::IpAddr::V4(p.server)));
+        assert_eq!(load.servers.as_slice(), &[IpAddr::V4(p.server)]);
         let got = &load.totals;
         assert_eq!(got.packets, t.packets);
         assert_eq!(got.bytes, t.bytes);
@@ -435,9 +522,63 @@ mod tests {
         assert_eq!(got.unique_clients, t.unique_clients());
         assert!(t.kod_rate > 0 && t.mode6 > 0 && t.mode7 > 0 && t.malformed > 0);
         for c in &load.clients {
-            let std::net::IpAddr::V4(a) = c.addr else { panic!("v6 client") };
-            let i = u32::from(a) - 0x0a00_0001;
+            let i = p.client_number(c.addr).unwrap();
             assert_eq!(c.requests, t.requests_per_client[i as usize]);
         }
+    }
+
+    fn report_json(load: crate::capture::load::Load) -> serde_json::Value {
+        let r = crate::capture::report::build_report(load, &crate::capture::report::ReportOptions::default());
+        serde_json::to_value(r).unwrap()
+    }
+
+    #[test]
+    fn dual_stack_server_and_split_aggregation() {
+        use crate::capture::load::{Servers, client_of, shard_of};
+        let p =
+            SynthParams { clients: 2000, max_packets: 30_000, ipv6_pct: 30, control_every: 400, ..Default::default() };
+        let frames: Vec<(i64, Vec<u8>)> = {
+            let mut g = SynthCapture::new(p);
+            let mut buf = Vec::new();
+            std::iter::from_fn(|| g.next_frame(&mut buf).map(|ts| (ts, buf.clone()))).collect()
+        };
+        let mut g = SynthCapture::new(p);
+        let mut buf = Vec::new();
+        while g.next_frame(&mut buf).is_some() {}
+        let t = g.truth().clone();
+        // One aggregator, the server detected: both of its addresses.
+        let mut one = LoadAnalyzer::new(LoadConfig { detect_window: 5000, ..Default::default() });
+        for (ts, f) in &frames {
+            one.add_frame(linktype::ETHERNET, *ts, f.len() as u32, f);
+        }
+        let load = one.finish();
+        assert_eq!(load.servers.as_slice(), p.servers().as_slice());
+        assert_eq!(load.totals.requests, t.requests);
+        assert_eq!(load.totals.responses, t.responses);
+        assert_eq!(load.totals.bytes_in + load.totals.bytes_out, t.bytes);
+        assert_eq!(load.totals.unique_clients, t.unique_clients());
+        assert_eq!(load.totals.other_ntp_packets, 0);
+        let v6 = load.clients.iter().filter(|c| c.addr.is_ipv6()).count();
+        assert!(v6 > 400, "{v6} IPv6 clients");
+        for c in &load.clients {
+            assert_eq!(c.requests, t.requests_per_client[p.client_number(c.addr).unwrap() as usize]);
+        }
+        let want = report_json(load);
+        // The same capture split over a front and three aggregators by client, then merged.
+        let cfg = LoadConfig::default();
+        let servers = Servers::new(&p.servers()).unwrap();
+        let mut parts: Vec<LoadAnalyzer> = (0..4).map(|_| LoadAnalyzer::with_known_servers(cfg, servers)).collect();
+        for (ts, f) in &frames {
+            if let Some(s) = parts[0].split_frame(linktype::ETHERNET, *ts, f.len() as u32, f) {
+                let part = client_of(&servers, s.src, s.dst).map_or(0, |c| shard_of(c, 4));
+                parts[part].add_summary(s);
+            }
+        }
+        let mut parts = parts.into_iter().map(LoadAnalyzer::finish);
+        let mut merged = parts.next().unwrap();
+        for part in parts {
+            merged.merge(part);
+        }
+        assert_eq!(report_json(merged), want);
     }
 }

@@ -3,10 +3,9 @@
 //! each (the server detected first when it is not given), merged when all are done.
 
 use super::reader::{CaptureError, CaptureFile, Frame, order_files};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use timeaudit_analysis::capture::load::{Load, LoadAnalyzer, LoadConfig, client_of, detect_server, shard_of};
+use timeaudit_analysis::capture::load::{Load, LoadAnalyzer, LoadConfig, Servers, client_of, detect_servers, shard_of};
 use timeaudit_analysis::capture::record::{FrameClass, PacketSummary, classify_frame};
 
 /// Frames between two progress reports.
@@ -72,7 +71,7 @@ pub fn read_frames(
 
 /// The server of a capture as [`LoadAnalyzer`] would detect it: from the first `window` NTP
 /// packets of the timeline.
-pub fn detect_server_in(files: &OrderedFiles, window: usize) -> Option<IpAddr> {
+pub fn detect_servers_in(files: &OrderedFiles, window: usize) -> Servers {
     let mut pending = Vec::with_capacity(window.min(1 << 20));
     'files: for (path, first) in files {
         if first.is_err() {
@@ -88,7 +87,7 @@ pub fn detect_server_in(files: &OrderedFiles, window: usize) -> Option<IpAddr> {
             }
         }
     }
-    detect_server(&pending)
+    detect_servers(&pending)
 }
 
 /// The load of a capture read from one or more files.
@@ -117,7 +116,7 @@ const BATCH: usize = 4096;
 const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Analyses `paths` as one capture with `threads` threads (at least 1). With more than one, the
-/// server is detected first (unless `cfg.server` names it); this thread reads and dissects every
+/// server is detected first (unless `cfg.servers` names it); this thread reads and dissects every
 /// frame and aggregates the NTP packets of one share of the clients, handing the others to
 /// `threads - 1` aggregating threads by client ([`shard_of`]), so each aggregates a disjoint
 /// share of the clients in capture order; their results are merged. The result equals a single
@@ -134,10 +133,10 @@ pub fn analyse_files(
         let reads = read_frames(&files, progress, |f| analyzer.add_frame(f.linktype, f.ts_ns, f.orig_len, f.data));
         return CaptureAnalysis { load: analyzer.finish(), files: reads };
     }
-    let server = cfg.server.or_else(|| detect_server_in(&files, cfg.detect_window));
+    let servers = if cfg.servers.is_empty() { detect_servers_in(&files, cfg.detect_window) } else { cfg.servers };
     let shards = threads - 1;
     let shares = FRONT_SHARE_RATIO * shards + 1;
-    let mut front = LoadAnalyzer::with_known_server(cfg, server);
+    let mut front = LoadAnalyzer::with_known_servers(cfg, servers);
     let (reads, aggregated) = std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(shards);
         let mut recyclers = Vec::with_capacity(shards);
@@ -148,7 +147,7 @@ pub fn analyse_files(
             senders.push(full_tx);
             recyclers.push(empty_rx);
             workers.push(scope.spawn(move || {
-                let mut analyzer = LoadAnalyzer::with_known_server(cfg, server);
+                let mut analyzer = LoadAnalyzer::with_known_servers(cfg, servers);
                 for mut batch in full_rx {
                     for s in batch.drain(..) {
                         analyzer.add_summary(s);
@@ -161,7 +160,7 @@ pub fn analyse_files(
         let mut batches: Vec<Vec<PacketSummary>> = (0..shards).map(|_| Vec::with_capacity(BATCH)).collect();
         let reads = read_frames(&files, progress, |f| {
             let Some(s) = front.split_frame(f.linktype, f.ts_ns, f.orig_len, f.data) else { return };
-            let share = client_of(server, s.src, s.dst).map_or(0, |c| shard_of(c, shares));
+            let share = client_of(&servers, s.src, s.dst).map_or(0, |c| shard_of(c, shares));
             if share == 0 {
                 front.add_summary(s);
                 return;

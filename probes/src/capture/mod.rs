@@ -8,6 +8,6 @@ mod analyse;
 mod reader;
 mod writer;
 
-pub use analyse::{CaptureAnalysis, FileRead, OrderedFiles, analyse_files, detect_server_in, read_frames};
+pub use analyse::{CaptureAnalysis, FileRead, OrderedFiles, analyse_files, detect_servers_in, read_frames};
 pub use reader::{CaptureError, CaptureFile, CaptureFormat, Damage, Frame, MAX_BLOCK_LEN, MAX_CAPLEN, order_files};
 pub use writer::{PcapWriter, WriterOptions};
