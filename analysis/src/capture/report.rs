@@ -359,19 +359,17 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
         ntpd_dropped: c.ntpd_dropped,
     };
     // Rows only for the clients shown: 300,000 full rows would cost more than the counters.
-    let mut order: Vec<u32> = (0..load.clients.len() as u32).collect();
-    let by_load = |a: &ClientState, b: &ClientState| b.requests.cmp(&a.requests).then(a.addr.cmp(&b.addr));
+    let mut order: Vec<&ClientState> = load.clients.iter().collect();
+    let by_load = |a: &&ClientState, b: &&ClientState| b.requests.cmp(&a.requests).then(a.addr.cmp(&b.addr));
     let limit = opts.client_rows.unwrap_or(usize::MAX).min(order.len());
     if limit < order.len() {
         if limit > 0 {
-            order.select_nth_unstable_by(limit - 1, |&a, &b| {
-                by_load(&load.clients[a as usize], &load.clients[b as usize])
-            });
+            order.select_nth_unstable_by(limit - 1, by_load);
         }
         order.truncate(limit);
     }
-    order.sort_by(|&a, &b| by_load(&load.clients[a as usize], &load.clients[b as usize]));
-    let clients: Vec<ClientRow> = order.iter().map(|&i| row(&load.clients[i as usize])).collect();
+    order.sort_by(by_load);
+    let clients: Vec<ClientRow> = order.into_iter().map(row).collect();
 
     #[derive(Default)]
     struct PrefixAgg {
@@ -439,15 +437,16 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
             thresholds.push(p.queries);
         }
     }
-    let busiest = load.clients.iter().map(|c| c.requests).max().unwrap_or(0);
+    let busiest = by_queries.keys().next_back().copied().unwrap_or(0);
     thresholds.retain(|&n| n == 0 || n < busiest);
     thresholds.sort_unstable();
     thresholds.dedup();
     let what_if = thresholds
         .into_iter()
         .map(|n| {
+            // Clients with more than n requests, from the per-count totals.
             let (blocked, cut) =
-                load.clients.iter().filter(|c| c.requests > n).fold((0u64, 0u64), |(k, b), c| (k + 1, b + c.bytes_out));
+                by_queries.range(n.saturating_add(1)..).fold((0u64, 0u64), |(k, b), (_, &(kn, bn))| (k + kn, b + bn));
             WhatIfRow {
                 more_than: n,
                 clients_blocked: blocked,

@@ -122,36 +122,52 @@ pub fn log2_bin(interval_ns: i64) -> i32 {
 }
 
 /// Histogram of polling intervals in log2-second bins (bin `k` holds intervals in [2^k, 2^(k+1)) s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Log2Histogram(pub [u32; HIST_BINS]);
-
-impl Default for Log2Histogram {
-    fn default() -> Self {
-        Self([0; HIST_BINS])
-    }
+/// Counts are bytes until one would pass 255, then the whole histogram moves to 32-bit counts on
+/// the heap: 32 bytes per client for the many that poll a few hundred times or less.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Log2Histogram {
+    small: [u8; HIST_BINS],
+    large: Option<Box<[u32; HIST_BINS]>>,
 }
 
 impl Log2Histogram {
     /// Counts one interval.
+    #[inline]
     pub fn add(&mut self, interval_ns: i64) {
         let i = (log2_bin(interval_ns) - HIST_MIN_LOG2) as usize;
-        self.0[i] = self.0[i].saturating_add(1);
+        match &mut self.large {
+            Some(large) => large[i] = large[i].saturating_add(1),
+            None if self.small[i] < u8::MAX => self.small[i] += 1,
+            None => {
+                let mut large = Box::new(self.small.map(u32::from));
+                large[i] += 1;
+                self.large = Some(large);
+            }
+        }
+    }
+
+    /// The count of every bin, from 2^HIST_MIN_LOG2 s up.
+    pub fn counts(&self) -> [u32; HIST_BINS] {
+        match &self.large {
+            Some(large) => **large,
+            None => self.small.map(u32::from),
+        }
     }
 
     /// Non-empty bins as (log2 seconds, count), ascending.
-    pub fn bins(&self) -> impl Iterator<Item = (i32, u32)> + '_ {
-        self.0.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as i32 + HIST_MIN_LOG2, *c))
+    pub fn bins(&self) -> impl Iterator<Item = (i32, u32)> + use<> {
+        self.counts().into_iter().enumerate().filter(|(_, c)| *c > 0).map(|(i, c)| (i as i32 + HIST_MIN_LOG2, c))
     }
 
     /// Number of intervals with log2 bin below `log2` (shorter than 2^log2 s).
     pub fn count_below(&self, log2: i32) -> u32 {
         let end = (log2 - HIST_MIN_LOG2).clamp(0, HIST_BINS as i32) as usize;
-        self.0[..end].iter().sum()
+        self.counts()[..end].iter().sum()
     }
 
     /// Total number of intervals.
     pub fn total(&self) -> u32 {
-        self.0.iter().sum()
+        self.counts().iter().sum()
     }
 
     /// `6:40 7:3` rendering (log2 seconds: count), for tables.
@@ -236,5 +252,11 @@ mod tests {
         h.add(1_500_000_000);
         assert_eq!(h.to_compact_string(), "0:1 6:1");
         assert_eq!(h.count_below(2), 1);
+        // Past 255 in one bin: 32-bit counts, the others kept.
+        for _ in 0..300 {
+            h.add(64_000_000_000);
+        }
+        assert_eq!(h.to_compact_string(), "0:1 6:301");
+        assert_eq!(h.total(), 302);
     }
 }
