@@ -36,6 +36,10 @@ pub struct PcapSynthArgs {
     /// Server address (IPv6 clients).
     #[arg(long, default_value = "2001:db8::123")]
     pub server6: Ipv6Addr,
+    /// Spread IPv4 clients over the unicast space (first octets 11 to 211, as a public
+    /// server's clients are) instead of numbering them from 10.0.0.1.
+    #[arg(long)]
+    pub spread_addresses: bool,
     /// Percent of clients on IPv6 (they talk to --server6).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub ipv6_percent: u32,
@@ -95,6 +99,7 @@ pub fn run(args: PcapSynthArgs) -> anyhow::Result<ExitCode> {
         server: args.server,
         server_v6: args.server6,
         ipv6_pct: args.ipv6_percent,
+        spread_v4: args.spread_addresses,
         abusive_ppm: args.abusive_ppm,
         minpoll_pct: args.minpoll_pct,
         backoff_pct: args.backoff_pct,

@@ -371,8 +371,11 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     order.sort_by(by_load);
     let clients: Vec<ClientRow> = order.into_iter().map(row).collect();
 
-    #[derive(Default)]
+    // /24 and /48 aggregates: clients sorted by prefix (a 16-byte key and a reference each),
+    // then one pass over the runs. A public server's clients are nearly one per /24: a hash map
+    // of aggregates would hold 300,000 of them twice over.
     struct PrefixAgg {
+        prefix: IpAddr,
         clients: u64,
         requests: u64,
         responses: u64,
@@ -381,28 +384,51 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
         first_ns: i64,
         last_ns: i64,
     }
-    let mut aggs: std::collections::HashMap<IpAddr, PrefixAgg> = std::collections::HashMap::new();
-    for c in &load.clients {
-        let p = aggs.entry(prefix_addr(c.addr)).or_insert_with(|| PrefixAgg {
-            first_ns: c.first_ns,
-            last_ns: c.last_ns,
-            ..PrefixAgg::default()
-        });
-        p.clients += 1;
-        p.requests += u64::from(c.requests);
-        p.responses += u64::from(c.responses);
-        p.bytes_in += c.bytes_in;
-        p.bytes_out += c.bytes_out;
-        p.first_ns = p.first_ns.min(c.first_ns);
-        p.last_ns = p.last_ns.max(c.last_ns);
+    let prefix_key = |a: IpAddr| match prefix_addr(a) {
+        IpAddr::V4(p) => u128::from(u32::from(p)),
+        IpAddr::V6(p) => u128::from(p) | 1,
+    };
+    let mut by_prefix: Vec<(u128, &ClientState)> = load.clients.iter().map(|c| (prefix_key(c.addr), c)).collect();
+    by_prefix.sort_unstable_by_key(|(k, _)| *k);
+    let mut aggs: Vec<PrefixAgg> = Vec::new();
+    let mut last_key = None;
+    for (key, c) in by_prefix {
+        if last_key != Some(key) {
+            last_key = Some(key);
+            aggs.push(PrefixAgg {
+                prefix: prefix_addr(c.addr),
+                clients: 0,
+                requests: 0,
+                responses: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+                first_ns: c.first_ns,
+                last_ns: c.last_ns,
+            });
+        }
+        if let Some(p) = aggs.last_mut() {
+            p.clients += 1;
+            p.requests += u64::from(c.requests);
+            p.responses += u64::from(c.responses);
+            p.bytes_in += c.bytes_in;
+            p.bytes_out += c.bytes_out;
+            p.first_ns = p.first_ns.min(c.first_ns);
+            p.last_ns = p.last_ns.max(c.last_ns);
+        }
     }
-    let mut aggs: Vec<(IpAddr, PrefixAgg)> = aggs.into_iter().collect();
-    aggs.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
-    aggs.truncate(opts.client_rows.unwrap_or(usize::MAX));
+    let by_requests = |a: &PrefixAgg, b: &PrefixAgg| b.requests.cmp(&a.requests).then(a.prefix.cmp(&b.prefix));
+    let shown = opts.client_rows.unwrap_or(usize::MAX).min(aggs.len());
+    if shown < aggs.len() {
+        if shown > 0 {
+            aggs.select_nth_unstable_by(shown - 1, by_requests);
+        }
+        aggs.truncate(shown);
+    }
+    aggs.sort_by(by_requests);
     let prefixes: Vec<PrefixRow> = aggs
         .into_iter()
-        .map(|(addr, p)| PrefixRow {
-            prefix: prefix_of(addr),
+        .map(|p| PrefixRow {
+            prefix: prefix_of(p.prefix),
             clients: p.clients,
             requests: p.requests,
             responses: p.responses,

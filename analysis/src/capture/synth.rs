@@ -31,6 +31,9 @@ pub struct SynthParams {
     pub server_v6: Ipv6Addr,
     /// Share of clients on IPv6, percent (client `i` is when `i % 100 < ipv6_pct`).
     pub ipv6_pct: u32,
+    /// IPv4 clients spread over the unicast space (as a public server's are) instead of
+    /// numbered from 10.0.0.1.
+    pub spread_v4: bool,
     /// Share of abusive clients (sub-second polling), per million.
     pub abusive_ppm: u32,
     /// Share of clients stuck at minpoll (64 s), percent.
@@ -54,6 +57,7 @@ impl Default for SynthParams {
             server: Ipv4Addr::new(192, 0, 2, 123),
             server_v6: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x123),
             ipv6_pct: 0,
+            spread_v4: false,
             abusive_ppm: 2000,
             minpoll_pct: 20,
             backoff_pct: 30,
@@ -167,12 +171,39 @@ pub struct SynthCapture {
     truth: SynthTruth,
 }
 
+/// Odd multiplier scrambling client numbers into 24 bits, and its inverse modulo 2^24.
+const SPREAD_MUL: u32 = 0x0025_f491;
+const SPREAD_MUL_INV: u32 = inverse_mod_2_24(SPREAD_MUL);
+
+const fn inverse_mod_2_24(a: u32) -> u32 {
+    // Newton's iteration doubles the correct low bits each step (odd a).
+    let mut x = a;
+    let mut k = 0;
+    while k < 5 {
+        x = x.wrapping_mul(2u32.wrapping_sub(a.wrapping_mul(x)));
+        k += 1;
+    }
+    x & 0x00ff_ffff
+}
+
+/// First octet of a spread address with low 24 bits `y`: 11 to 210, never 127.
+fn spread_first_octet(y: u32) -> u32 {
+    match 11 + y % 200 {
+        127 => 211,
+        o => o,
+    }
+}
+
 impl SynthParams {
-    /// Address of client `i`: IPv4 ones in 10.0.0.0/8 from 10.0.0.1 on; IPv6 ones
+    /// Address of client `i`: IPv4 ones in 10.0.0.0/8 from 10.0.0.1 on (or, with `spread_v4`,
+    /// a scramble of `i` in the low 24 bits under a first octet of 11 to 211); IPv6 ones
     /// `2001:db8:N::i` with 64 clients per /48 (N = i / 64).
     pub fn client_addr(&self, i: u32) -> IpAddr {
         if i % 100 < self.ipv6_pct {
             IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, (i / 64) as u16, 0, 0, 0, (i >> 16) as u16, i as u16))
+        } else if self.spread_v4 {
+            let y = i.wrapping_mul(SPREAD_MUL) & 0x00ff_ffff;
+            IpAddr::V4(Ipv4Addr::from((spread_first_octet(y) << 24) | y))
         } else {
             IpAddr::V4(Ipv4Addr::from(0x0a00_0001u32.wrapping_add(i)))
         }
@@ -181,6 +212,7 @@ impl SynthParams {
     /// The client number of an address made by [`Self::client_addr`].
     pub fn client_number(&self, addr: IpAddr) -> Option<u32> {
         let i = match addr {
+            IpAddr::V4(a) if self.spread_v4 => (u32::from(a) & 0x00ff_ffff).wrapping_mul(SPREAD_MUL_INV) & 0x00ff_ffff,
             IpAddr::V4(a) => u32::from(a).checked_sub(0x0a00_0001)?,
             IpAddr::V6(a) => {
                 let s = a.segments();
@@ -530,6 +562,23 @@ mod tests {
     fn report_json(load: crate::capture::load::Load) -> serde_json::Value {
         let r = crate::capture::report::build_report(load, &crate::capture::report::ReportOptions::default());
         serde_json::to_value(r).unwrap()
+    }
+
+    #[test]
+    fn spread_addresses_are_distinct_and_invertible() {
+        let p = SynthParams { clients: 1 << 20, spread_v4: true, ..Default::default() };
+        let mut seen = std::collections::HashSet::new();
+        let mut first_octets = std::collections::HashSet::new();
+        for i in (0..p.clients).step_by(7) {
+            let a = p.client_addr(i);
+            assert_eq!(p.client_number(a), Some(i), "{a}");
+            let IpAddr::V4(v4) = a else { panic!("{a}") };
+            let o = v4.octets()[0];
+            assert!((11..=211).contains(&o) && o != 127, "{a}");
+            first_octets.insert(o);
+            assert!(seen.insert(a));
+        }
+        assert_eq!(first_octets.len(), 200);
     }
 
     #[test]
