@@ -4,12 +4,16 @@
 //! `discard`/`limited`. Memory grows with distinct clients (and capture minutes), never with
 //! packets; the per-packet path does not allocate once a client is known.
 
+use super::clients::{AddrIndex, ChunkedVec, Rules};
+pub use super::clients::{ChronyRateLimit, ClientState, ClientTable, NtpdDiscard};
 use super::frame::{Dissection, dissect};
 use super::record::{MacKind, NTP_PORT, NtpKind, PacketSummary};
-use super::stats::{AddrHashBuilder, Log2Histogram, P2Median};
+pub use super::servers::{
+    MAX_SERVER_ADDRS, MIN_CLIENTS_OF_SECOND_FAMILY, Servers, client_of, detect_server, detect_servers, shard_of,
+};
 use crate::ntp::KissCode;
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// NTP packets buffered (as fixed-size summaries) to detect the server before aggregating, when
 /// no server was given.
@@ -19,38 +23,6 @@ pub const DEFAULT_DETECT_WINDOW: usize = 100_000;
 pub const MAX_SERIES_MINUTES: i64 = 2 * 366 * 24 * 60;
 const NS_PER_S: i64 = 1_000_000_000;
 const NS_PER_MIN: i64 = 60 * NS_PER_S;
-
-/// chrony's `ratelimit interval I burst B leak L` (defaults 3, 8, 2).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct ChronyRateLimit {
-    /// log2 of the minimum average interval between requests, seconds.
-    pub interval: i8,
-    /// Requests allowed in a burst (token bucket size).
-    pub burst: u32,
-    /// log2 of the leak: one in 2^leak limited requests is still answered.
-    pub leak: u8,
-}
-
-impl Default for ChronyRateLimit {
-    fn default() -> Self {
-        Self { interval: 3, burst: 8, leak: 2 }
-    }
-}
-
-/// ntpd's `discard average A minimum M` with `restrict ... limited` (defaults 3 and 2).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct NtpdDiscard {
-    /// log2 of the minimum average headway, seconds (`average`).
-    pub average: u8,
-    /// Minimum seconds between two packets (`minimum`).
-    pub minimum: u32,
-}
-
-impl Default for NtpdDiscard {
-    fn default() -> Self {
-        Self { average: 3, minimum: 2 }
-    }
-}
 
 /// Thresholds of the client-type classification by polling profile.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -115,393 +87,10 @@ impl Default for LoadConfig {
     }
 }
 
-/// At most this many addresses make up one server ([`Servers`]).
-pub const MAX_SERVER_ADDRS: usize = 8;
-
-/// The addresses of the server a capture is analysed for: one for most servers, one per address
-/// family for a dual-stack one, more for a multi-homed one (at most [`MAX_SERVER_ADDRS`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Servers {
-    addrs: [IpAddr; MAX_SERVER_ADDRS],
-    len: u8,
-}
-
-impl Default for Servers {
-    fn default() -> Self {
-        Self::NONE
-    }
-}
-
-impl Servers {
-    /// No address.
-    pub const NONE: Self = Self { addrs: [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_SERVER_ADDRS], len: 0 };
-
-    /// The distinct addresses of `addrs`, in order; `None` when there are more than
-    /// [`MAX_SERVER_ADDRS`].
-    pub fn new(addrs: &[IpAddr]) -> Option<Self> {
-        let mut set = Self::NONE;
-        for &a in addrs {
-            if set.contains(a) {
-                continue;
-            }
-            *set.addrs.get_mut(usize::from(set.len))? = a;
-            set.len += 1;
-        }
-        Some(set)
-    }
-
-    /// One address.
-    pub fn one(addr: IpAddr) -> Self {
-        let mut set = Self::NONE;
-        set.addrs[0] = addr;
-        set.len = 1;
-        set
-    }
-
-    /// Whether `addr` is one of the server's.
-    #[inline]
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        // Most servers have one address: that comparison first.
-        (self.len > 0 && self.addrs[0] == addr) || (self.len > 1 && self.as_slice()[1..].contains(&addr))
-    }
-
-    /// The addresses, the primary (detected first, or given first) first.
-    #[inline]
-    pub fn as_slice(&self) -> &[IpAddr] {
-        &self.addrs[..usize::from(self.len)]
-    }
-
-    /// The primary address.
-    pub fn primary(&self) -> Option<IpAddr> {
-        self.as_slice().first().copied()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// The client of an NTP packet between `src` and `dst`: the side that is not the server (the
-/// server itself on a host talking to itself); `None` when the server is on neither side.
-#[inline]
-pub fn client_of(servers: &Servers, src: IpAddr, dst: IpAddr) -> Option<IpAddr> {
-    if servers.contains(dst) {
-        Some(src)
-    } else if servers.contains(src) {
-        Some(dst)
-    } else {
-        None
-    }
-}
-
-/// Splits clients over `count` aggregators (threads): the one a client belongs to, `0..count`.
-#[inline]
-pub fn shard_of(client: IpAddr, count: usize) -> usize {
-    if count <= 1 {
-        return 0;
-    }
-    let h = match client {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
-        IpAddr::V6(a) => {
-            let v = u128::from(a);
-            (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
-        }
-    };
-    let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    // The top 32 bits scaled to 0..count (no division on the per-packet path).
-    (((h >> 32) * count as u64) >> 32) as usize
-}
-
 /// NTP packets queued for aggregation (see [`LoadAnalyzer::drain_queue`]).
 const QUEUE_LEN: usize = 64;
 /// No client number (not looked up, or a new client).
 const NOT_FOUND: u32 = u32::MAX;
-/// No request seen yet (sentinel of [`ClientState::last_request_ns`]).
-const NONE_NS: i64 = i64::MIN;
-
-/// One client (one IP address): its counters, and the state the per-packet path keeps for its
-/// intervals and the rate-limit simulations. About 176 bytes: for a 300,000-client capture the
-/// per-packet cost is the memory traffic of these records, and the report reads them as they are.
-#[derive(Clone, Debug)]
-pub struct ClientState {
-    /// Address.
-    pub addr: IpAddr,
-    /// Requests sent to the server (modes 1, 3, and 6/7 without the response bit).
-    pub requests: u32,
-    /// Responses the server sent to it.
-    pub responses: u32,
-    /// Wire bytes it sent to the server (any NTP packet, malformed included).
-    pub bytes_in: u64,
-    /// Wire bytes the server sent to it.
-    pub bytes_out: u64,
-    /// First packet to or from it.
-    pub first_ns: i64,
-    /// Last packet to or from it.
-    pub last_ns: i64,
-    last_request_ns: i64,
-    min_interval: i64,
-    /// Median interval between requests, seconds.
-    pub median: P2Median,
-    /// log2 histogram of intervals between requests.
-    pub histogram: Log2Histogram,
-    /// Bit v set when it sent version v.
-    pub versions: u8,
-    /// Bit m set when it sent mode m.
-    pub modes: u8,
-    /// KoD replies it received.
-    pub kod_received: u32,
-    /// Mode 6/7 requests it sent.
-    pub control_requests: u32,
-    /// Monlist requests it sent.
-    pub monlist_requests: u32,
-    chrony_tokens: f32,
-    chrony_limited: u32,
-    /// Requests chrony's ratelimit would have dropped.
-    pub chrony_dropped: u32,
-    ntpd_leak: i32,
-    /// Requests ntpd's discard/limited would have dropped.
-    pub ntpd_dropped: u32,
-}
-
-impl ClientState {
-    fn new(addr: IpAddr, ts: i64, chrony: &ChronyRateLimit) -> Self {
-        Self {
-            addr,
-            requests: 0,
-            responses: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            first_ns: ts,
-            last_ns: ts,
-            last_request_ns: NONE_NS,
-            min_interval: i64::MAX,
-            median: P2Median::default(),
-            histogram: Log2Histogram::default(),
-            versions: 0,
-            modes: 0,
-            kod_received: 0,
-            control_requests: 0,
-            monlist_requests: 0,
-            chrony_tokens: chrony.burst as f32,
-            chrony_limited: 0,
-            chrony_dropped: 0,
-            ntpd_leak: 0,
-            ntpd_dropped: 0,
-        }
-    }
-
-    /// Shortest interval between two requests, nanoseconds.
-    pub fn min_interval_ns(&self) -> Option<i64> {
-        (self.min_interval != i64::MAX).then_some(self.min_interval)
-    }
-
-    fn touch(&mut self, ts: i64) {
-        self.first_ns = self.first_ns.min(ts);
-        self.last_ns = self.last_ns.max(ts);
-    }
-
-    fn request(&mut self, ts: i64, kind: &NtpKind, rules: &Rules) {
-        self.requests += 1;
-        if let Some(v) = kind.version() {
-            self.versions |= 1 << (v & 7);
-        }
-        if let Some(m) = kind.mode() {
-            self.modes |= 1 << (m & 7);
-        }
-        match kind {
-            NtpKind::Control { .. } => self.control_requests += 1,
-            NtpKind::Private { monlist, .. } => {
-                self.control_requests += 1;
-                self.monlist_requests += u32::from(*monlist);
-            }
-            _ => {}
-        }
-        let prev = self.last_request_ns;
-        if prev != NONE_NS {
-            // Packets slightly out of order (several interfaces) give no interval.
-            let iv = ts - prev;
-            if iv >= 0 {
-                self.min_interval = self.min_interval.min(iv);
-                self.median.add(iv as f64 * 1e-9);
-                self.histogram.add(iv);
-            }
-        }
-        self.last_request_ns = prev.max(ts);
-        self.simulate_chrony(ts, prev, rules);
-        self.simulate_ntpd(ts, prev, &rules.ntpd);
-    }
-
-    /// Token bucket: one token per 2^interval s, at most `burst`; a request without a token is
-    /// dropped, except every 2^leak-th limited one (chrony leaks at random with that rate).
-    fn simulate_chrony(&mut self, ts: i64, prev: i64, rules: &Rules) {
-        if prev != NONE_NS {
-            let elapsed = (ts - prev).max(0) as f64 * 1e-9;
-            self.chrony_tokens =
-                (f64::from(self.chrony_tokens) + elapsed * rules.chrony_tokens_per_s).min(rules.chrony_burst) as f32;
-        }
-        if self.chrony_tokens >= 1.0 {
-            self.chrony_tokens -= 1.0;
-        } else {
-            self.chrony_limited += 1;
-            if self.chrony_limited & rules.chrony_leak_mask != 0 {
-                self.chrony_dropped += 1;
-            }
-        }
-    }
-
-    /// ntpd's `ntp_monitor()` headway counter (ntp_monitor.c): the counter drops by the
-    /// interval since the last packet, rises by 2^average per packet; a packet is limited when the
-    /// interval is below `minimum` (1 s grace) or the counter would pass 8 · 2^average.
-    fn simulate_ntpd(&mut self, ts: i64, prev: i64, d: &NtpdDiscard) {
-        if prev == NONE_NS {
-            return;
-        }
-        // Whole seconds, rounded half up as ntpd does.
-        let interval = (ts - prev + NS_PER_S / 2).div_euclid(NS_PER_S).clamp(0, i64::from(i32::MAX));
-        let head = 1i64 << d.average.min(24);
-        let counter = (i64::from(self.ntpd_leak) - interval).max(0);
-        let leak = counter + head;
-        let limit = 8 * head;
-        let next = if interval + 1 >= i64::from(d.minimum) && leak < limit {
-            leak - 2
-        } else {
-            self.ntpd_dropped += 1;
-            if counter < limit { limit + head } else { counter }
-        };
-        self.ntpd_leak = next as i32;
-    }
-}
-
-/// The rate-limit rules with what the per-request path needs precomputed.
-#[derive(Clone, Copy, Debug)]
-struct Rules {
-    chrony_tokens_per_s: f64,
-    chrony_burst: f64,
-    /// A limited request is answered when `limited & mask == 0` (one in 2^leak).
-    chrony_leak_mask: u32,
-    ntpd: NtpdDiscard,
-}
-
-impl Rules {
-    fn new(cfg: &LoadConfig) -> Self {
-        let leak = cfg.chrony.leak.min(31);
-        Self {
-            chrony_tokens_per_s: 2f64.powi(-i32::from(cfg.chrony.interval)),
-            chrony_burst: f64::from(cfg.chrony.burst),
-            chrony_leak_mask: (1u32 << leak) - 1,
-            ntpd: cfg.ntpd,
-        }
-    }
-}
-
-/// Client address → client number. IPv4 keys are 4 bytes (8-byte buckets): the index of
-/// 300,000 IPv4 clients stays around 4 MB and in cache, where 128-bit keys would take 16 MB.
-#[derive(Debug, Default)]
-struct AddrIndex {
-    v4: HashMap<u32, u32, AddrHashBuilder>,
-    v6: HashMap<u128, u32, AddrHashBuilder>,
-}
-
-impl AddrIndex {
-    fn get(&self, addr: IpAddr) -> Option<u32> {
-        match addr {
-            IpAddr::V4(a) => self.v4.get(&u32::from(a)).copied(),
-            IpAddr::V6(a) => self.v6.get(&u128::from(a)).copied(),
-        }
-    }
-
-    fn get_or_insert(&mut self, addr: IpAddr, next: u32) -> u32 {
-        match addr {
-            IpAddr::V4(a) => *self.v4.entry(u32::from(a)).or_insert(next),
-            IpAddr::V6(a) => *self.v6.entry(u128::from(a)).or_insert(next),
-        }
-    }
-}
-
-/// A vector in fixed-size chunks: growing never copies (or doubles) what it holds, so a table of
-/// 300,000 clients never exists twice during a resize.
-#[derive(Debug)]
-struct ChunkedVec<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-const CHUNK: usize = 1 << 14;
-
-impl<T> Default for ChunkedVec<T> {
-    fn default() -> Self {
-        Self { chunks: Vec::new(), len: 0 }
-    }
-}
-
-impl<T> ChunkedVec<T> {
-    fn push(&mut self, item: T) {
-        if self.len.is_multiple_of(CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        if let Some(last) = self.chunks.last_mut() {
-            last.push(item);
-        }
-        self.len += 1;
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl<T> std::ops::Index<usize> for ChunkedVec<T> {
-    type Output = T;
-    fn index(&self, i: usize) -> &T {
-        &self.chunks[i / CHUNK][i % CHUNK]
-    }
-}
-
-impl<T> std::ops::IndexMut<usize> for ChunkedVec<T> {
-    fn index_mut(&mut self, i: usize) -> &mut T {
-        &mut self.chunks[i / CHUNK][i % CHUNK]
-    }
-}
-
-/// Every client, in chunks (as the analyzer kept them; merging tables moves chunks, never
-/// clients).
-#[derive(Debug, Default)]
-pub struct ClientTable {
-    chunks: Vec<Vec<ClientState>>,
-    len: usize,
-}
-
-impl ClientTable {
-    /// Number of clients.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The clients: each analyzer's in order of first appearance, one analyzer after another.
-    pub fn iter(&self) -> impl Iterator<Item = &ClientState> + '_ {
-        self.chunks.iter().flatten()
-    }
-
-    fn append(&mut self, other: ClientTable) {
-        self.chunks.extend(other.chunks);
-        self.len += other.len;
-    }
-}
-
-impl<'a> IntoIterator for &'a ClientTable {
-    type Item = &'a ClientState;
-    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<ClientState>>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.chunks.iter().flatten()
-    }
-}
-
 /// Totals over the whole capture.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Totals {
@@ -693,7 +282,7 @@ impl LoadAnalyzer {
 
     fn with_servers(cfg: LoadConfig, servers: Servers, detecting: bool) -> Self {
         Self {
-            rules: Rules::new(&cfg),
+            rules: Rules::new(&cfg.chrony, &cfg.ntpd),
             servers,
             detecting,
             cfg,
@@ -992,7 +581,7 @@ impl LoadAnalyzer {
         totals.malformed_by_reason = self.malformed.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         totals.kod = self.kod.iter().map(|(k, n)| (KissCode(*k).as_text(), *n)).collect();
         drop(self.index);
-        let clients = ClientTable { len: self.clients.len(), chunks: self.clients.chunks };
+        let clients = ClientTable::from(self.clients);
         totals.unique_clients = clients.len() as u64;
         totals.first_ts = self.first_ns.map(ns_to_s);
         totals.last_ts = self.last_ns.map(ns_to_s);
@@ -1028,62 +617,6 @@ enum OtherFrame {
 /// Unix seconds of a nanosecond timestamp.
 pub fn ns_to_s(ns: i64) -> f64 {
     ns.div_euclid(NS_PER_S) as f64 + ns.rem_euclid(NS_PER_S) as f64 * 1e-9
-}
-
-/// Picks the server among the packets: the address sending the most mode 4 replies from port
-/// 123; failing that the address sending the most mode 6/7 responses from port 123; failing that
-/// the address receiving the most requests (modes 1/3, 6/7 without response bit) on port 123.
-pub fn detect_server(packets: &[PacketSummary]) -> Option<IpAddr> {
-    let mut replies: HashMap<IpAddr, (u64, u64, u64)> = HashMap::new();
-    for s in packets {
-        match s.kind {
-            NtpKind::Time { mode: 4, .. } if s.sport == 123 => replies.entry(s.src).or_default().0 += 1,
-            k if k.is_request() && s.dport == 123 => replies.entry(s.dst).or_default().1 += 1,
-            NtpKind::Control { response: true, .. } | NtpKind::Private { response: true, .. } if s.sport == 123 => {
-                replies.entry(s.src).or_default().2 += 1
-            }
-            _ => {}
-        }
-    }
-    // Ties go to the smaller address, so the choice does not depend on hash order.
-    let best = |f: fn(&(u64, u64, u64)) -> u64| {
-        replies
-            .iter()
-            .filter(|(_, c)| f(c) > 0)
-            .max_by(|(a, ca), (b, cb)| f(ca).cmp(&f(cb)).then(b.cmp(a)))
-            .map(|(a, _)| *a)
-    };
-    best(|c| c.0).or_else(|| best(|c| c.2)).or_else(|| best(|c| c.1))
-}
-
-/// A second address of the server in the other family answers mode 3 from port 123 to at least
-/// this many distinct addresses (an upstream answering the server's own queries answers one).
-pub const MIN_CLIENTS_OF_SECOND_FAMILY: usize = 2;
-
-/// The server's addresses as seen in the packets: the primary by [`detect_server`]; a dual-stack
-/// server's address in the other family is, of that family's addresses sending mode 4 replies
-/// from port 123, the one answering the most distinct addresses, when that is at least
-/// [`MIN_CLIENTS_OF_SECOND_FAMILY`].
-pub fn detect_servers(packets: &[PacketSummary]) -> Servers {
-    let Some(primary) = detect_server(packets) else { return Servers::NONE };
-    let mut answered: HashMap<IpAddr, std::collections::HashSet<IpAddr>> = HashMap::new();
-    for s in packets {
-        if matches!(s.kind, NtpKind::Time { mode: 4, .. })
-            && s.sport == NTP_PORT
-            && s.src.is_ipv4() != primary.is_ipv4()
-        {
-            answered.entry(s.src).or_default().insert(s.dst);
-        }
-    }
-    let second = answered
-        .iter()
-        .filter(|(_, to)| to.len() >= MIN_CLIENTS_OF_SECOND_FAMILY)
-        .max_by(|(a, ta), (b, tb)| ta.len().cmp(&tb.len()).then(b.cmp(a)))
-        .map(|(a, _)| *a);
-    match second {
-        Some(other) => Servers::new(&[primary, other]).unwrap_or(Servers::one(primary)),
-        None => Servers::one(primary),
-    }
 }
 
 /// The aggregated load of a capture, before reporting.
