@@ -368,21 +368,41 @@ impl LoadAnalyzer {
         self.add_ntp_now(s, NOT_FOUND);
     }
 
-    /// Aggregates the queued packets in order. The clients of the whole group are looked up
-    /// first, then their records read in one tight loop: independent loads that the CPU
-    /// overlaps, so a 300,000-client table costs about one memory round trip per group of
-    /// packets rather than one per packet.
+    /// Accounts for the frames of NTP packets and the packets (from [`Self::split_frame`]), in
+    /// order: [`Self::add_summary`] for a whole batch.
+    pub fn add_summaries(&mut self, batch: &[PacketSummary]) {
+        if !self.queue.is_empty() {
+            self.drain_queue();
+        }
+        for group in batch.chunks(QUEUE_LEN) {
+            for s in group {
+                self.count_frame(s.ts_ns, s.wire_len);
+            }
+            self.aggregate_group(group);
+        }
+    }
+
     fn drain_queue(&mut self) {
         let queue = std::mem::take(&mut self.queue);
+        self.aggregate_group(&queue);
+        self.queue = queue;
+        self.queue.clear();
+    }
+
+    /// Aggregates up to [`QUEUE_LEN`] packets in order. The clients of the whole group are looked
+    /// up first, then their records read in one tight loop: independent loads that the CPU
+    /// overlaps, so a 300,000-client table costs about one memory round trip per group of
+    /// packets rather than one per packet.
+    fn aggregate_group(&mut self, group: &[PacketSummary]) {
         let mut found = [NOT_FOUND; QUEUE_LEN];
         if !self.detecting && !self.servers.is_empty() {
-            for (slot, s) in found.iter_mut().zip(&queue) {
+            for (slot, s) in found.iter_mut().zip(group) {
                 if let Some(client) = client_of(&self.servers, s.src, s.dst) {
                     *slot = self.index.get(client).unwrap_or(NOT_FOUND);
                 }
             }
             let mut touched = 0i64;
-            for &i in &found[..queue.len()] {
+            for &i in &found[..group.len()] {
                 if i != NOT_FOUND {
                     let c = &self.clients[i as usize];
                     touched = touched.wrapping_add(c.last_request_ns).wrapping_add(i64::from(c.versions));
@@ -390,11 +410,9 @@ impl LoadAnalyzer {
             }
             std::hint::black_box(touched);
         }
-        for (s, &i) in queue.iter().zip(&found) {
+        for (s, &i) in group.iter().zip(&found) {
             self.add_ntp_now(*s, i);
         }
-        self.queue = queue;
-        self.queue.clear();
     }
 
     /// `known`: the client's number when the caller has looked it up (or [`NOT_FOUND`]).

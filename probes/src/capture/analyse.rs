@@ -150,9 +150,8 @@ pub fn analyse_files(
             workers.push(scope.spawn(move || {
                 let mut analyzer = LoadAnalyzer::with_known_servers(cfg, servers);
                 for mut batch in full_rx {
-                    for s in batch.drain(..) {
-                        analyzer.add_summary(s);
-                    }
+                    analyzer.add_summaries(&batch);
+                    batch.clear();
                     let _ = empty_tx.send(batch);
                 }
                 analyzer.finish()
