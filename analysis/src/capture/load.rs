@@ -747,6 +747,9 @@ mod tests {
         // 300,000 clients must fit well under 200 MB: about 53 MB of records, 4 MB of index.
         let size = std::mem::size_of::<ClientState>();
         assert!(size <= 176, "ClientState is {size} bytes");
+        // What crosses between threads per NTP packet.
+        let summary = std::mem::size_of::<PacketSummary>();
+        assert!(summary <= 80, "PacketSummary is {summary} bytes");
     }
 
     #[test]
