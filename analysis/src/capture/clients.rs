@@ -45,47 +45,49 @@ impl Default for NtpdDiscard {
 const NONE_NS: i64 = i64::MIN;
 
 /// One client (one IP address): its counters, and the state the per-packet path keeps for its
-/// intervals and the rate-limit simulations. About 176 bytes: for a 300,000-client capture the
+/// intervals and the rate-limit simulations. 176 bytes: for a 300,000-client capture the
 /// per-packet cost is the memory traffic of these records, and the report reads them as they are.
+/// The layout is fixed (`repr(C)`) so that [`Self::touch_lines`] reads every cache line.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct ClientState {
-    /// Address.
-    pub addr: IpAddr,
-    /// Requests sent to the server (modes 1, 3, and 6/7 without the response bit).
-    pub requests: u32,
-    /// Responses the server sent to it.
-    pub responses: u32,
-    /// Wire bytes it sent to the server (any NTP packet, malformed included).
-    pub bytes_in: u64,
-    /// Wire bytes the server sent to it.
-    pub bytes_out: u64,
     /// First packet to or from it.
     pub first_ns: i64,
     /// Last packet to or from it.
     pub last_ns: i64,
-    pub(super) last_request_ns: i64,
+    last_request_ns: i64,
     min_interval: i64,
-    /// Median interval between requests, seconds.
-    pub median: P2Median,
-    /// log2 histogram of intervals between requests.
-    pub histogram: Log2Histogram,
-    /// Bit v set when it sent version v.
-    pub versions: u8,
-    /// Bit m set when it sent mode m.
-    pub modes: u8,
+    /// Wire bytes it sent to the server (any NTP packet, malformed included).
+    pub bytes_in: u64,
+    /// Wire bytes the server sent to it.
+    pub bytes_out: u64,
+    /// Requests sent to the server (modes 1, 3, and 6/7 without the response bit).
+    pub requests: u32,
+    /// Responses the server sent to it.
+    pub responses: u32,
     /// KoD replies it received.
     pub kod_received: u32,
     /// Mode 6/7 requests it sent.
     pub control_requests: u32,
     /// Monlist requests it sent.
     pub monlist_requests: u32,
-    chrony_tokens: f32,
     chrony_limited: u32,
     /// Requests chrony's ratelimit would have dropped.
     pub chrony_dropped: u32,
-    ntpd_leak: i32,
     /// Requests ntpd's discard/limited would have dropped.
     pub ntpd_dropped: u32,
+    chrony_tokens: f32,
+    ntpd_leak: i32,
+    /// Median interval between requests, seconds.
+    pub median: P2Median,
+    /// Address.
+    pub addr: IpAddr,
+    /// Bit v set when it sent version v.
+    pub versions: u8,
+    /// Bit m set when it sent mode m.
+    pub modes: u8,
+    /// log2 histogram of intervals between requests.
+    pub histogram: Log2Histogram,
 }
 
 impl ClientState {
@@ -113,6 +115,18 @@ impl ClientState {
             ntpd_leak: 0,
             ntpd_dropped: 0,
         }
+    }
+
+    /// Reads a field in each 64-byte stretch of the record (offsets 0, 64, 88, 141 and 168: at
+    /// most 64 bytes apart, so every cache line the record spans), for a caller that loads the
+    /// records of many packets before updating them.
+    #[inline]
+    pub(super) fn touch_lines(&self) -> i64 {
+        self.first_ns
+            ^ i64::from(self.monlist_requests)
+            ^ i64::from(self.median.count())
+            ^ i64::from(self.versions)
+            ^ i64::from(self.histogram.is_large())
     }
 
     /// Shortest interval between two requests, nanoseconds.

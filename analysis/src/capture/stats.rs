@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 /// observations, an estimate within the observed range afterwards; 36 bytes whatever the number
 /// of values (the outer markers sit at positions 1 and n, so only the middle three are stored).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C)]
 pub struct P2Median {
     n: u32,
     q: [f32; 5],
@@ -125,6 +126,7 @@ pub fn log2_bin(interval_ns: i64) -> i32 {
 /// Counts are bytes until one would pass 255, then the whole histogram moves to 32-bit counts on
 /// the heap: 32 bytes per client for the many that poll a few hundred times or less.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Log2Histogram {
     small: [u8; HIST_BINS],
     large: Option<Box<[u32; HIST_BINS]>>,
@@ -144,6 +146,12 @@ impl Log2Histogram {
                 self.large = Some(large);
             }
         }
+    }
+
+    /// Whether the counts have moved to 32 bits.
+    #[inline]
+    pub fn is_large(&self) -> bool {
+        self.large.is_some()
     }
 
     /// The count of every bin, from 2^HIST_MIN_LOG2 s up.
