@@ -316,6 +316,19 @@ fn pct(part: f64, whole: f64) -> f64 {
     if whole > 0.0 { 100.0 * part / whole } else { 0.0 }
 }
 
+/// Sorts `items` by `order` and keeps the first `limit` (all when `None`), without sorting the
+/// rest.
+fn keep_first<T>(items: &mut Vec<T>, limit: Option<usize>, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let limit = limit.unwrap_or(usize::MAX).min(items.len());
+    if limit < items.len() {
+        if limit > 0 {
+            items.select_nth_unstable_by(limit - 1, &order);
+        }
+        items.truncate(limit);
+    }
+    items.sort_by(order);
+}
+
 /// Builds the report.
 pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     let totals = load.totals;
@@ -361,14 +374,7 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
     // Rows only for the clients shown: 300,000 full rows would cost more than the counters.
     let mut order: Vec<&ClientState> = load.clients.iter().collect();
     let by_load = |a: &&ClientState, b: &&ClientState| b.requests.cmp(&a.requests).then(a.addr.cmp(&b.addr));
-    let limit = opts.client_rows.unwrap_or(usize::MAX).min(order.len());
-    if limit < order.len() {
-        if limit > 0 {
-            order.select_nth_unstable_by(limit - 1, by_load);
-        }
-        order.truncate(limit);
-    }
-    order.sort_by(by_load);
+    keep_first(&mut order, opts.client_rows, by_load);
     let clients: Vec<ClientRow> = order.into_iter().map(row).collect();
 
     // /24 and /48 aggregates: clients sorted by prefix (a 16-byte key and a reference each),
@@ -417,14 +423,7 @@ pub fn build_report(load: Load, opts: &ReportOptions) -> LoadReport {
         }
     }
     let by_requests = |a: &PrefixAgg, b: &PrefixAgg| b.requests.cmp(&a.requests).then(a.prefix.cmp(&b.prefix));
-    let shown = opts.client_rows.unwrap_or(usize::MAX).min(aggs.len());
-    if shown < aggs.len() {
-        if shown > 0 {
-            aggs.select_nth_unstable_by(shown - 1, by_requests);
-        }
-        aggs.truncate(shown);
-    }
-    aggs.sort_by(by_requests);
+    keep_first(&mut aggs, opts.client_rows, by_requests);
     let prefixes: Vec<PrefixRow> = aggs
         .into_iter()
         .map(|p| PrefixRow {
