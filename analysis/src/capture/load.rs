@@ -322,21 +322,18 @@ impl LoadAnalyzer {
     /// returns instead, to be given to [`Self::add_summary`] of this or another aggregator.
     #[inline]
     pub fn split_frame(&mut self, link: u32, ts_ns: i64, wire_len: u32, data: &[u8]) -> Option<PacketSummary> {
-        let other = match dissect(link, data) {
-            Dissection::Udp(udp) if udp.sport == NTP_PORT || udp.dport == NTP_PORT => {
-                return Some(PacketSummary::from_udp(ts_ns, wire_len, &udp));
-            }
-            Dissection::Udp(_) | Dissection::OtherIp | Dissection::NotIp => None,
-            Dissection::Fragment { .. } => Some(OtherFrame::Fragment),
-            Dissection::Truncated(what) => Some(OtherFrame::Truncated(what)),
-            Dissection::UnsupportedLink(_) => Some(OtherFrame::UnsupportedLink),
-        };
+        let dissection = dissect(link, data);
+        if let Dissection::Udp(udp) = &dissection
+            && (udp.sport == NTP_PORT || udp.dport == NTP_PORT)
+        {
+            return Some(PacketSummary::from_udp(ts_ns, wire_len, udp));
+        }
         self.count_frame(ts_ns, wire_len);
-        match other {
-            None => self.totals.non_ntp_frames += 1,
-            Some(OtherFrame::Fragment) => self.totals.ip_fragments += 1,
-            Some(OtherFrame::Truncated(what)) => bump(&mut self.truncated, what),
-            Some(OtherFrame::UnsupportedLink) => self.totals.unsupported_link_frames += 1,
+        match dissection {
+            Dissection::Udp(_) | Dissection::OtherIp | Dissection::NotIp => self.totals.non_ntp_frames += 1,
+            Dissection::Fragment { .. } => self.totals.ip_fragments += 1,
+            Dissection::Truncated(what) => bump(&mut self.truncated, what),
+            Dissection::UnsupportedLink(_) => self.totals.unsupported_link_frames += 1,
         }
         None
     }
@@ -618,17 +615,6 @@ impl LoadAnalyzer {
             requests_outside_series: self.series_dropped,
         }
     }
-}
-
-/// A frame that is not an NTP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OtherFrame {
-    /// A non-first IP fragment.
-    Fragment,
-    /// Cut inside the named header.
-    Truncated(&'static str),
-    /// Unknown link type.
-    UnsupportedLink,
 }
 
 /// Unix seconds of a nanosecond timestamp.
