@@ -2,7 +2,8 @@
 //! per-client counters (requests, responses, bytes, polling intervals, versions, modes, KoD),
 //! the per-minute request rate, and simulations of chrony's `ratelimit` and ntpd's
 //! `discard`/`limited`. Memory grows with distinct clients (and capture minutes), never with
-//! packets; the per-packet path does not allocate once a client is known.
+//! packets; the per-packet path does not allocate once a client is known (except once for a
+//! client whose histogram bin passes 255).
 
 use super::clients::{AddrIndex, ChunkedVec, Rules};
 pub use super::clients::{ChronyRateLimit, ClientState, ClientTable, NtpdDiscard};
@@ -163,6 +164,15 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Sets the figures derived from the counters and the capture's first and last frame (ns):
+    /// first/last timestamps, duration, out/in ratio.
+    fn derive(&mut self, span_ns: Option<(i64, i64)>) {
+        self.first_ts = span_ns.map(|(f, _)| ns_to_s(f));
+        self.last_ts = span_ns.map(|(_, l)| ns_to_s(l));
+        self.duration_s = span_ns.map_or(0.0, |(f, l)| (l - f) as f64 * 1e-9);
+        self.out_in_ratio = (self.bytes_in > 0).then(|| self.bytes_out as f64 / self.bytes_in as f64);
+    }
+
     /// Adds the plain counters of `other` (those the streaming path counts; the maps, ratios
     /// and time span are derived in [`LoadAnalyzer::finish`]).
     fn add_counters(&mut self, o: &Totals) {
@@ -597,19 +607,14 @@ impl LoadAnalyzer {
         drop(self.index);
         let clients = ClientTable::from(self.clients);
         totals.unique_clients = clients.len() as u64;
-        totals.first_ts = self.first_ns.map(ns_to_s);
-        totals.last_ts = self.last_ns.map(ns_to_s);
-        totals.duration_s = match (self.first_ns, self.last_ns) {
-            (Some(f), Some(l)) => (l - f) as f64 * 1e-9,
-            _ => 0.0,
-        };
-        totals.out_in_ratio = (totals.bytes_in > 0).then(|| totals.bytes_out as f64 / totals.bytes_in as f64);
+        let span_ns = self.first_ns.zip(self.last_ns);
+        totals.derive(span_ns);
         Load {
             config: self.cfg,
             servers: self.servers,
             totals,
             clients,
-            span_ns: self.first_ns.zip(self.last_ns),
+            span_ns,
             minute_base: self.series_base.map(|m| m * 60),
             requests_per_minute: self.series,
             requests_outside_series: self.series_dropped,
@@ -631,7 +636,7 @@ pub struct Load {
     pub servers: Servers,
     /// Totals.
     pub totals: Totals,
-    /// Every client, in order of first appearance.
+    /// Every client (each aggregator's in order of first appearance).
     pub clients: ClientTable,
     /// Capture timestamps (ns) of the first and last frame.
     pub span_ns: Option<(i64, i64)>,
@@ -660,10 +665,7 @@ impl Load {
             (Some((f1, l1)), Some((f2, l2))) => Some((f1.min(f2), l1.max(l2))),
             (a, b) => a.or(b),
         };
-        t.first_ts = self.span_ns.map(|(f, _)| ns_to_s(f));
-        t.last_ts = self.span_ns.map(|(_, l)| ns_to_s(l));
-        t.duration_s = self.span_ns.map_or(0.0, |(f, l)| (l - f) as f64 * 1e-9);
-        t.out_in_ratio = (t.bytes_in > 0).then(|| t.bytes_out as f64 / t.bytes_in as f64);
+        t.derive(self.span_ns);
         t.unique_clients += o.unique_clients;
         self.clients.append(other.clients);
         self.requests_outside_series += other.requests_outside_series;
@@ -737,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn histogram_bins_past_255_move_to_the_cold_record() {
+    fn histogram_bins_past_255_move_to_32_bit_counts() {
         let mut a =
             LoadAnalyzer::new(LoadConfig { servers: Servers::one(IpAddr::from([192, 0, 2, 1])), ..Default::default() });
         let request = |ts_ns: i64| PacketSummary {
